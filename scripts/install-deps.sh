@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages koto needs to build and test, if any are missing.
+# Runs `apt-get update` once, only when something has to be installed.
+set -euo pipefail
+packages=(
+  cmake ninja-build g++ pkg-config   # build
+  clang libclang-rt-14-dev           # libFuzzer + ASan/UBSan for the GGUF fuzz target
+  libgtest-dev libgmock-dev          # unit tests
+  libbenchmark-dev                   # kernel micro-benchmarks
+  nlohmann-json3-dev                 # JSON (fixtures' meta, --json output, stats)
+  libcli11-dev                       # command line
+  libfmt-dev                         # message formatting (positional args for Japanese word order)
+  libicu-dev                         # Unicode classes and regex for the BPE pre-tokenizers
+)
+missing=()
+for p in "${packages[@]}"; do
+  case "$p" in '#'*) continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "koto: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
