@@ -1,0 +1,86 @@
+// A loaded model and the state of one sequence run through it.
+//
+// Model::load maps the GGUF file (weights are used in place, never copied), reads
+// the hyperparameters of a supported architecture (llama, qwen2, qwen3), checks every
+// tensor it needs (name, shape, type) and builds the tokenizer. A Model is immutable
+// and can be shared by several Sessions (one per sequence); a Session is not
+// thread-safe, but uses the model's thread pool for its own work.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "koto/tokenizer.h"
+
+namespace koto {
+
+class GgufFile;
+
+struct ModelParams {
+  std::string architecture;  // "llama", "qwen2", "qwen3"
+  std::string name;          // general.name, "" when absent
+  int32_t n_vocab = 0;
+  int32_t n_ctx_train = 0;   // context length the model was trained for
+  int32_t n_embd = 0;
+  int32_t n_layer = 0;
+  int32_t n_head = 0;
+  int32_t n_head_kv = 0;
+  int32_t head_dim = 0;      // key_length when present, else n_embd / n_head
+  int32_t n_ff = 0;
+  float rms_eps = 1e-5f;
+  float rope_freq_base = 10000.0f;
+  bool rope_neox = false;    // pairs (i, i + d/2) instead of (2i, 2i + 1)
+  int64_t n_params = 0;
+};
+
+struct LoadOptions {
+  int n_threads = 0;  // 0: one per physical core
+};
+
+struct SessionOptions {
+  int32_t n_ctx = 0;  // 0: min(n_ctx_train, 4096)
+};
+
+class Session;
+
+class Model {
+ public:
+  // Throws koto::Error: kNotFound/kIo (file), kCorruptFile (damaged file),
+  // kUnsupported (architecture or tensor type koto does not run, naming it and
+  // listing what is supported).
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
+
+  virtual ~Model() = default;
+  virtual const ModelParams& params() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual const GgufFile& file() const = 0;
+  virtual int n_threads() const = 0;
+
+  // Bytes a session of n_ctx positions needs besides the mapped weights (KV cache and
+  // scratch buffers), so callers can refuse a context that will not fit.
+  virtual uint64_t session_bytes(int32_t n_ctx) const = 0;
+
+  virtual std::unique_ptr<Session> new_session(const SessionOptions& options = {}) const = 0;
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  // Runs `tokens` at positions n_past() .. n_past() + size - 1 (prefill when several),
+  // appending them to the KV cache. Returns the logits [n_vocab] of the last token, or
+  // with all_logits the logits of every token, [tokens.size()][n_vocab] row-major.
+  // The span is valid until the next call. Throws kInvalidArgument when the tokens
+  // would run past n_ctx() or an id is out of range.
+  virtual std::span<const float> eval(std::span<const TokenId> tokens, bool all_logits = false) = 0;
+
+  virtual int32_t n_past() const = 0;
+  virtual int32_t n_ctx() const = 0;
+  // Forgets positions >= n (keeps a shared prefix for reuse).
+  virtual void truncate(int32_t n) = 0;
+};
+
+}  // namespace koto
