@@ -29,5 +29,7 @@ inline constexpr int kExitInterrupted = 130;
 
 CommandRunner define_info(CLI::App& command);
 CommandRunner define_tokenize(CLI::App& command);
+CommandRunner define_run(CLI::App& command);
+CommandRunner define_logits(CLI::App& command);
 
 }  // namespace koto::cli

@@ -14,6 +14,9 @@ constexpr Command kCommands[] = {
      "GGUF モデルの概要を表示 (アーキテクチャ、大きさ、テンソルの型、語彙、必要メモリ)", define_info},
     {"tokenize", "Turn text into token ids, or ids back into text (--decode)",
      "テキストをトークン ID に変換 (--decode で ID からテキストへ)", define_tokenize},
+    {"run", "Answer one prompt with a model and stream the answer", "モデルで一つの質問に答え、回答を逐次表示", define_run},
+    {"logits", "Write the logits of every position for given token ids (float32 little-endian)",
+     "指定したトークン列の全位置のロジットを書き出す (float32 リトルエンディアン)", define_logits},
 };
 
 int run_main(int argc, char** argv) {
