@@ -23,7 +23,8 @@ class Tokenizer {
  public:
   // Builds the tokenizer the file describes. Throws koto::Error: kUnsupported for an
   // unknown tokenizer.ggml.model or pre-tokenizer (naming it and listing the supported
-  // ones), kCorruptFile for inconsistent vocabulary data.
+  // ones), kCorruptFile for inconsistent vocabulary data, kNotFound when the file has
+  // no tokenizer.ggml.model. The result copies what it needs: `file` may be closed.
   static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& file);
 
   virtual ~Tokenizer() = default;
@@ -31,6 +32,8 @@ class Tokenizer {
   // Text to ids. With add_bos the BOS id is put first (callers normally pass
   // add_bos_by_default()). With parse_special, the text of control and user-defined
   // tokens ("<|im_start|>") becomes those tokens; otherwise it is ordinary text.
+  // Throws kUnsupported only for text the vocabulary cannot express at all (no byte
+  // token and no unknown token for it).
   virtual std::vector<TokenId> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
 
   // The bytes one token contributes to output text: byte tokens give their raw byte,
@@ -40,6 +43,8 @@ class Tokenizer {
 
   // Ids back to text, exactly inverting encode() for text it produced (SentencePiece's
   // dummy-prefix space is removed). Invalid UTF-8 in the result is kept as bytes.
+  // token_bytes, decode and piece throw kInvalidArgument for an id outside
+  // 0..vocab_size()-1; the other id queries answer false for it.
   virtual std::string decode(std::span<const TokenId> ids, bool show_special = false) const = 0;
 
   // True when decoding drops one leading space of the first piece (SentencePiece's
