@@ -1,0 +1,150 @@
+// Matvec throughput of every supported type on every ISA this CPU has, on one thread:
+// a 4096-in x 14336-out weight matrix (a Llama-3-8B FFN projection) times a float
+// vector. Reported bytes/s count the weight bytes, the quantity that limits decoding.
+//
+//   ./koto_kernel_bench --benchmark_filter=Q4_K
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "koto/tensor_type.h"
+#include "tensor/float16.h"
+#include "tensor/kernel_table.h"
+#include "tensor/quant_blocks.h"
+
+namespace koto::kernels {
+namespace {
+
+constexpr int64_t kInputs = 4096;
+constexpr int64_t kOutputs = 14336;
+
+// Where a type's f16 scale fields sit in its block: random bytes there could be
+// infinities, NaNs or subnormals, which would make the timing meaningless.
+std::vector<size_t> scale_offsets(TensorType type) {
+  switch (type) {
+    case TensorType::kQ4_0:
+      return {offsetof(BlockQ4_0, d)};
+    case TensorType::kQ4_1:
+      return {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)};
+    case TensorType::kQ5_0:
+      return {offsetof(BlockQ5_0, d)};
+    case TensorType::kQ5_1:
+      return {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)};
+    case TensorType::kQ8_0:
+      return {offsetof(BlockQ8_0, d)};
+    case TensorType::kQ2_K:
+      return {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)};
+    case TensorType::kQ3_K:
+      return {offsetof(BlockQ3_K, d)};
+    case TensorType::kQ4_K:
+      return {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)};
+    case TensorType::kQ5_K:
+      return {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)};
+    case TensorType::kQ6_K:
+      return {offsetof(BlockQ6_K, d)};
+    case TensorType::kIQ4_NL:
+      return {offsetof(BlockIQ4_NL, d)};
+    case TensorType::kIQ4_XS:
+      return {offsetof(BlockIQ4_XS, d)};
+    default:
+      return {};
+  }
+}
+
+// Random weights that decode to finite, model-like values.
+std::vector<uint8_t> make_weights(TensorType type) {
+  const TensorTypeInfo& info = tensor_type_info(type);
+  std::vector<uint8_t> bytes(static_cast<size_t>(tensor_row_bytes(type, kInputs) * kOutputs));
+  std::mt19937_64 rng(1234);
+  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(&bytes[i], &r, 8);
+  }
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  auto put16 = [&bytes](size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); };
+  if (type == TensorType::kF32) {
+    for (size_t i = 0; i < bytes.size(); i += 4) {
+      const float v = normal(rng);
+      std::memcpy(&bytes[i], &v, 4);
+    }
+  } else if (type == TensorType::kF16 || type == TensorType::kBF16) {
+    for (size_t i = 0; i < bytes.size(); i += 2) {
+      const float v = normal(rng);
+      put16(i, type == TensorType::kF16 ? fp32_to_fp16(v) : fp32_to_bf16(v));
+    }
+  } else {
+    const std::vector<size_t> offsets = scale_offsets(type);
+    for (size_t block = 0; block < bytes.size(); block += static_cast<size_t>(info.block_bytes)) {
+      for (size_t offset : offsets) {
+        put16(block + offset, fp32_to_fp16(0.001f + 0.0001f * static_cast<float>(rng() % 100)));
+      }
+    }
+  }
+  return bytes;
+}
+
+// One weight matrix alive at a time: benchmarks are registered type by type.
+const std::vector<uint8_t>& weights_for(TensorType type) {
+  static TensorType cached_type = TensorType::kF32;
+  static std::unique_ptr<std::vector<uint8_t>> cached;
+  if (!cached || cached_type != type) {
+    cached.reset();
+    cached = std::make_unique<std::vector<uint8_t>>(make_weights(type));
+    cached_type = type;
+  }
+  return *cached;
+}
+
+void run_matvec(benchmark::State& state, Isa isa, TensorType type) {
+  const std::vector<uint8_t>& w = weights_for(type);
+  std::vector<float> x(kInputs);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : x) v = normal(rng);
+  std::vector<float> y(kOutputs);
+  const MatvecFn matvec = kernel_table(isa).types[static_cast<uint32_t>(type)].matvec;
+  const int64_t row_bytes = tensor_row_bytes(type, kInputs);
+  for (auto _ : state) {
+    matvec(w.data(), row_bytes, kInputs, x.data(), y.data(), kOutputs);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+}
+
+void register_benchmarks() {
+  const TensorType types[] = {TensorType::kF32,  TensorType::kF16,    TensorType::kBF16,
+                              TensorType::kQ4_0, TensorType::kQ4_1,   TensorType::kQ5_0,
+                              TensorType::kQ5_1, TensorType::kQ8_0,   TensorType::kQ2_K,
+                              TensorType::kQ3_K, TensorType::kQ4_K,   TensorType::kQ5_K,
+                              TensorType::kQ6_K, TensorType::kIQ4_NL, TensorType::kIQ4_XS};
+  for (TensorType type : types) {
+    for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kGeneric}) {
+      if (!isa_supported(isa)) continue;
+      const std::string name =
+          "Matvec/" + std::string(tensor_type_name(type)) + "/" + isa_name(isa);
+      benchmark::RegisterBenchmark(
+          name.c_str(), [isa, type](benchmark::State& state) { run_matvec(state, isa, type); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace koto::kernels
+
+int main(int argc, char** argv) {
+  koto::kernels::register_benchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

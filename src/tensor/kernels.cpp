@@ -1,0 +1,127 @@
+// Dispatch: picks the kernel table once and checks arguments before handing the work
+// to it.
+#include "tensor/kernels.h"
+
+#include <cstdlib>
+#include <string_view>
+
+#include "koto/error.h"
+#include "koto/i18n.h"
+#include "tensor/cpu_features.h"
+#include "tensor/kernel_table.h"
+
+namespace koto::kernels {
+namespace {
+
+KernelTable build_table(Isa isa) {
+  KernelTable table{};
+  table.isa = isa;
+  add_generic_kernels(table);
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) add_avx2_kernels(table);
+  if (isa == Isa::kAvx512) add_avx512_kernels(table);
+  return table;
+}
+
+Isa best_supported_isa() {
+  if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
+  if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
+  return Isa::kGeneric;
+}
+
+// KOTO_ISA may only lower the choice: an ISA the CPU lacks falls back to the best one.
+Isa choose_isa() {
+  const char* requested = std::getenv("KOTO_ISA");
+  if (requested != nullptr) {
+    const std::string_view name(requested);
+    for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+      if (name == isa_name(isa) && isa_supported(isa)) return isa;
+    }
+  }
+  return best_supported_isa();
+}
+
+const TypeKernels& kernels_for(TensorType type, int64_t n) {
+  const uint32_t id = static_cast<uint32_t>(type);
+  const TypeKernels* kernels = id < kTypeSlots ? &active_kernel_table().types[id] : nullptr;
+  if (kernels == nullptr || kernels->dot == nullptr) {
+    throw Error(ErrorCode::kUnsupported,
+                tr("no compute kernels for tensor type {0} (supported: {1})",
+                   "テンソル型 {0} の計算カーネルがありません（対応: {1}）", tensor_type_name(type),
+                   supported_tensor_type_names()));
+  }
+  const int64_t block_size = tensor_type_info(type).block_size;
+  if (n < 0 || n % block_size != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("row length {0} is not a multiple of the {1} block size {2}",
+                   "行の長さ {0} が {1} のブロックサイズ {2} の倍数ではありません", n,
+                   tensor_type_name(type), block_size));
+  }
+  return *kernels;
+}
+
+}  // namespace
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::kGeneric:
+      return true;
+    case Isa::kAvx2:
+      return cpu_features().avx2;
+    case Isa::kAvx512:
+      return cpu_features().avx512;
+  }
+  return false;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kGeneric:
+      return "generic";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
+  }
+  return "generic";
+}
+
+const KernelTable& kernel_table(Isa isa) {
+  static const KernelTable generic = build_table(Isa::kGeneric);
+  static const KernelTable avx2 = build_table(Isa::kAvx2);
+  static const KernelTable avx512 = build_table(Isa::kAvx512);
+  switch (isa) {
+    case Isa::kAvx2:
+      return avx2;
+    case Isa::kAvx512:
+      return avx512;
+    case Isa::kGeneric:
+      break;
+  }
+  return generic;
+}
+
+const KernelTable& active_kernel_table() {
+  static const KernelTable& table = kernel_table(choose_isa());
+  return table;
+}
+
+void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
+  kernels_for(type, n).dequantize(src, dst, n);
+}
+
+float dot_row(TensorType type, const void* row, const float* x, int64_t n) {
+  return kernels_for(type, n).dot(row, x, n);
+}
+
+void matvec(TensorType type, const void* w, int64_t n, const float* x, float* y, int64_t row_begin,
+            int64_t row_end) {
+  const TypeKernels& kernels = kernels_for(type, n);
+  if (row_end <= row_begin) return;
+  const int64_t row_bytes = tensor_row_bytes(type, n);
+  kernels.matvec(static_cast<const uint8_t*>(w) + row_begin * row_bytes, row_bytes, n, x, y,
+                 row_end - row_begin);
+}
+
+std::string_view active_isa() { return isa_name(active_kernel_table().isa); }
+
+}  // namespace koto::kernels
