@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "koto/tensor_type.h"
 #include "koto/tokenizer.h"
 
 namespace koto {
@@ -32,6 +33,7 @@ struct ModelParams {
   int32_t n_ff = 0;
   float rms_eps = 1e-5f;
   float rope_freq_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // positions are multiplied by this (linear RoPE scaling)
   bool rope_neox = false;    // pairs (i, i + d/2) instead of (2i, 2i + 1)
   int64_t n_params = 0;
 };
@@ -42,15 +44,20 @@ struct LoadOptions {
 
 struct SessionOptions {
   int32_t n_ctx = 0;  // 0: min(n_ctx_train, 4096)
+  // Element type of the KV cache: kF16 (half the memory) or kF32 (bit-closer to a
+  // float32 reference). Other types are refused with kInvalidArgument.
+  TensorType kv_type = TensorType::kF16;
 };
 
 class Session;
 
 class Model {
  public:
-  // Throws koto::Error: kNotFound/kIo (file), kCorruptFile (damaged file),
-  // kUnsupported (architecture or tensor type koto does not run, naming it and
-  // listing what is supported).
+  // Throws koto::Error: kNotFound/kIo (file), kCorruptFile (damaged file: a missing
+  // key or tensor, a tensor whose shape contradicts the hyperparameters, inconsistent
+  // head counts; the message names the file, the key or tensor, expected and found),
+  // kUnsupported (architecture, tensor type or RoPE scaling koto does not run, naming
+  // it and listing what is supported).
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
 
   virtual ~Model() = default;
@@ -60,7 +67,8 @@ class Model {
   virtual int n_threads() const = 0;
 
   // Bytes a session of n_ctx positions needs besides the mapped weights (KV cache and
-  // scratch buffers), so callers can refuse a context that will not fit.
+  // scratch buffers, with the default kv_type), so callers can refuse a context that
+  // will not fit.
   virtual uint64_t session_bytes(int32_t n_ctx) const = 0;
 
   virtual std::unique_ptr<Session> new_session(const SessionOptions& options = {}) const = 0;
@@ -79,7 +87,8 @@ class Session {
 
   virtual int32_t n_past() const = 0;
   virtual int32_t n_ctx() const = 0;
-  // Forgets positions >= n (keeps a shared prefix for reuse).
+  // Forgets positions >= n (keeps a shared prefix for reuse); n >= n_past() changes
+  // nothing. Throws kInvalidArgument for n < 0.
   virtual void truncate(int32_t n) = 0;
 };
 

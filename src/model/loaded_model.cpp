@@ -1,0 +1,53 @@
+#include "model/loaded_model.h"
+
+#include <algorithm>
+#include <new>
+#include <utility>
+
+#include "koto/error.h"
+#include "koto/i18n.h"
+#include "model/transformer.h"
+
+namespace koto::model {
+namespace {
+
+constexpr int32_t kDefaultContextLimit = 4096;
+constexpr int32_t kMaxContext = 1 << 24;
+
+}  // namespace
+
+LoadedModel::LoadedModel(GgufFile file, const Architecture& architecture, ModelParams params, Weights weights,
+                         std::unique_ptr<Tokenizer> tokenizer, int n_threads)
+    : file_(std::move(file)),
+      architecture_(architecture),
+      params_(std::move(params)),
+      weights_(std::move(weights)),
+      tokenizer_(std::move(tokenizer)),
+      pool_(n_threads) {}
+
+uint64_t LoadedModel::session_bytes(int32_t n_ctx) const {
+  return transformer_session_bytes(params_, n_ctx, SessionOptions{}.kv_type, pool_.size());
+}
+
+std::unique_ptr<Session> LoadedModel::new_session(const SessionOptions& options) const {
+  const int32_t n_ctx = options.n_ctx > 0 ? options.n_ctx : std::min(params_.n_ctx_train, kDefaultContextLimit);
+  if (n_ctx > kMaxContext) {
+    throw Error(ErrorCode::kInvalidArgument, tr("context of {0} positions is too large (at most {1})",
+                                                "コンテキスト長 {0} は大きすぎます (最大 {1})", n_ctx, kMaxContext));
+  }
+  if (options.kv_type != TensorType::kF16 && options.kv_type != TensorType::kF32) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("KV cache type {0} is not supported (supported: F16, F32)",
+                   "KV キャッシュの型 {0} には対応していません (対応: F16, F32)", tensor_type_name(options.kv_type)));
+  }
+  try {
+    return new_transformer_session(*this, n_ctx, options.kv_type);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::kOutOfMemory,
+                tr("not enough memory for a context of {0} positions (needs about {1} MiB); use a smaller context",
+                   "コンテキスト長 {0} に必要なメモリ (約 {1} MiB) が足りません。コンテキストを小さくしてください", n_ctx,
+                   transformer_session_bytes(params_, n_ctx, options.kv_type, pool_.size()) >> 20));
+  }
+}
+
+}  // namespace koto::model

@@ -1,0 +1,46 @@
+// The Model behind koto::Model::load: the mapped file, its hyperparameters, the
+// weights found and checked in it, the tokenizer and the thread pool sessions use.
+#pragma once
+
+#include <memory>
+
+#include "base/thread_pool.h"
+#include "koto/gguf.h"
+#include "koto/model.h"
+#include "model/architecture.h"
+#include "model/weights.h"
+
+namespace koto::model {
+
+class LoadedModel final : public Model {
+ public:
+  LoadedModel(GgufFile file, const Architecture& architecture, ModelParams params, Weights weights,
+              std::unique_ptr<Tokenizer> tokenizer, int n_threads);
+
+  const ModelParams& params() const override { return params_; }
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const GgufFile& file() const override { return file_; }
+  int n_threads() const override { return pool_.size(); }
+  uint64_t session_bytes(int32_t n_ctx) const override;
+  std::unique_ptr<Session> new_session(const SessionOptions& options) const override;
+
+  const Architecture& architecture() const { return architecture_; }
+  const Weights& weights() const { return weights_; }
+  // Shared by the sessions; parallel_for calls from several sessions take turns.
+  ThreadPool& pool() const { return pool_; }
+
+ private:
+  GgufFile file_;  // owns the mapping the weights point into
+  const Architecture& architecture_;
+  ModelParams params_;
+  Weights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  mutable ThreadPool pool_;
+};
+
+// Reads the hyperparameters and checks and collects every tensor the forward pass
+// needs (model_loader.cpp). Throws koto::Error naming the file and what is wrong.
+ModelParams read_model_params(const GgufFile& file, const Architecture& architecture);
+Weights read_weights(const GgufFile& file, const Architecture& architecture, const ModelParams& params);
+
+}  // namespace koto::model

@@ -1,0 +1,72 @@
+#include "model/matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "tensor/kernels.h"
+
+namespace koto::model {
+namespace {
+
+// Below this many multiply-adds, waking the workers costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 15;
+// Tiles of decoded rows are kept near this size so they stay in L2 while every vector
+// of the batch passes over them.
+constexpr int64_t kTileBytes = 64 * 1024;
+
+int64_t rows_per_task(const ThreadPool& pool, int64_t n_rows) {
+  // A few tasks per thread, so a thread slowed down by other processes takes fewer.
+  const int64_t n_tasks = std::min<int64_t>(n_rows, static_cast<int64_t>(pool.size()) * 4);
+  return (n_rows + n_tasks - 1) / n_tasks;
+}
+
+}  // namespace
+
+void parallel_for_work(ThreadPool& pool, int64_t n_tasks, int64_t work,
+                       const std::function<void(int64_t)>& fn) {
+  if (work < kMinParallelWork || pool.size() == 1) {
+    for (int64_t i = 0; i < n_tasks; ++i) fn(i);
+  } else {
+    pool.parallel_for(n_tasks, fn);
+  }
+}
+
+void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y) {
+  const int64_t n_in = w.n_in;
+  const int64_t n_out = w.n_out;
+  const int64_t chunk = rows_per_task(pool, n_out);
+  const int64_t n_tasks = (n_out + chunk - 1) / chunk;
+  const int64_t work = n_out * n_in * batch;
+
+  if (batch == 1) {
+    parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
+      const int64_t begin = task * chunk;
+      const int64_t end = std::min(n_out, begin + chunk);
+      kernels::matvec(w.type, w.data, n_in, x, y + begin, begin, end);
+    });
+    return;
+  }
+
+  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / (n_in * 4), 1, 64);
+  parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
+    const int64_t begin = task * chunk;
+    const int64_t end = std::min(n_out, begin + chunk);
+    thread_local std::vector<float> tile;
+    for (int64_t r0 = begin; r0 < end; r0 += tile_rows) {
+      const int64_t rows = std::min(tile_rows, end - r0);
+      const float* tile_data;
+      if (w.type == TensorType::kF32) {
+        tile_data = reinterpret_cast<const float*>(w.row(r0));
+      } else {
+        tile.resize(static_cast<size_t>(rows * n_in));
+        for (int64_t r = 0; r < rows; ++r) kernels::dequantize_row(w.type, w.row(r0 + r), &tile[r * n_in], n_in);
+        tile_data = tile.data();
+      }
+      for (int64_t b = 0; b < batch; ++b) {
+        kernels::matvec(TensorType::kF32, tile_data, n_in, x + b * n_in, y + b * n_out + r0, 0, rows);
+      }
+    }
+  });
+}
+
+}  // namespace koto::model

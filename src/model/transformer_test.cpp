@@ -1,0 +1,263 @@
+// The forward pass against the fixtures' reference logits (fixtures/README.md §3-5).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "koto/model.h"
+#include "test_support.h"
+
+namespace koto {
+namespace {
+
+using nlohmann::json;
+
+json read_json(const std::string& path) { return json::parse(read_file_bytes(path)); }
+
+std::vector<float> read_floats(const std::string& path) {
+  const std::string bytes = read_file_bytes(path);
+  std::vector<float> values(bytes.size() / sizeof(float));
+  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
+  return values;
+}
+
+size_t argmax(const float* v, size_t n) { return static_cast<size_t>(std::max_element(v, v + n) - v); }
+
+struct Comparison {
+  double max_abs = 0;
+  double mean_kl = 0;
+  double max_kl = 0;
+  double top1 = 0;
+  std::vector<size_t> argmax_mismatches;  // positions
+};
+
+// KL(softmax(reference) || softmax(ours)) per position, as the fixtures define it.
+Comparison compare(const std::vector<float>& reference, std::span<const float> ours, size_t n_vocab) {
+  Comparison c;
+  const size_t n_rows = reference.size() / n_vocab;
+  size_t agree = 0;
+  for (size_t t = 0; t < n_rows; ++t) {
+    const float* r = &reference[t * n_vocab];
+    const float* o = &ours[t * n_vocab];
+    const double r_max = *std::max_element(r, r + n_vocab);
+    const double o_max = *std::max_element(o, o + n_vocab);
+    double r_sum = 0, o_sum = 0;
+    for (size_t v = 0; v < n_vocab; ++v) {
+      r_sum += std::exp(r[v] - r_max);
+      o_sum += std::exp(o[v] - o_max);
+      c.max_abs = std::max(c.max_abs, static_cast<double>(std::fabs(r[v] - o[v])));
+    }
+    double kl = 0;
+    for (size_t v = 0; v < n_vocab; ++v) {
+      const double log_p = r[v] - r_max - std::log(r_sum);
+      const double log_q = o[v] - o_max - std::log(o_sum);
+      kl += std::exp(log_p) * (log_p - log_q);
+    }
+    c.mean_kl += kl / static_cast<double>(n_rows);
+    c.max_kl = std::max(c.max_kl, kl);
+    if (argmax(r, n_vocab) == argmax(o, n_vocab)) {
+      ++agree;
+    } else {
+      c.argmax_mismatches.push_back(t);
+    }
+  }
+  c.top1 = static_cast<double>(agree) / static_cast<double>(n_rows);
+  return c;
+}
+
+// ---- stories260K: a real trained model ----
+
+class TransformerStoriesTest : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(TransformerStoriesTest, LogitsMatchReference) {
+  const json meta = read_json(fixture_path("models/stories260K.meta.json"));
+  const std::vector<float> reference = read_floats(fixture_path("models/stories260K.logits.bin"));
+  const std::vector<TokenId> tokens = meta["tokens"].get<std::vector<TokenId>>();
+  auto model = Model::load(fixture_path("models/stories260K.gguf"));
+  ASSERT_EQ(model->params().n_vocab, 512);
+  SessionOptions options;
+  options.kv_type = GetParam();
+  auto session = model->new_session(options);
+  const std::span<const float> logits = session->eval(tokens, /*all_logits=*/true);
+  ASSERT_EQ(logits.size(), reference.size());
+  const Comparison c = compare(reference, logits, 512);
+  const double tolerance = GetParam() == TensorType::kF32 ? 1e-3 : 0.05;
+  EXPECT_LE(c.max_abs, tolerance);
+  EXPECT_EQ(c.top1, 1.0);
+  std::printf("stories260K %s KV: max_abs %.3g mean_kl %.3g\n", std::string(tensor_type_name(GetParam())).c_str(),
+              c.max_abs, c.mean_kl);
+}
+
+TEST_P(TransformerStoriesTest, Greedy200TokensFromBos) {
+  const json meta = read_json(fixture_path("models/stories260K.meta.json"));
+  const std::vector<TokenId> expected = meta["greedy"]["token_ids"].get<std::vector<TokenId>>();
+  ASSERT_EQ(expected.size(), 201u);
+  auto model = Model::load(fixture_path("models/stories260K.gguf"));
+  SessionOptions options;
+  options.kv_type = GetParam();
+  auto session = model->new_session(options);
+  std::vector<TokenId> generated = {expected[0]};
+  TokenId next = expected[0];
+  for (int step = 0; step < 200; ++step) {
+    const std::span<const float> logits = session->eval(std::span<const TokenId>(&next, 1));
+    next = static_cast<TokenId>(argmax(logits.data(), logits.size()));
+    generated.push_back(next);
+  }
+  EXPECT_EQ(generated, expected);
+  EXPECT_EQ(session->n_past(), 200);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformer, TransformerStoriesTest, ::testing::Values(TensorType::kF32, TensorType::kF16),
+                         [](const auto& info) { return std::string(tensor_type_name(info.param)); });
+
+// ---- arch/: random-weight llama, qwen2 and qwen3 files in every type ----
+
+const char* const kArchFixtures[] = {
+    "llama-gqa-F32", "llama-gqa-F16",  "llama-gqa-Q8_0", "llama-gqa-Q4_0", "llama-gqa-Q5_0", "llama-gqa-Q4_K",
+    "llama-gqa-Q5_K", "llama-gqa-Q6_K", "llama-gqa-Q4_K_mix", "qwen2-F32", "qwen2-Q8_0", "qwen2-Q4_K",
+    "qwen3-F32",      "qwen3-Q8_0",     "qwen3-Q4_K",
+};
+
+struct ArchCase {
+  json meta;
+  std::vector<float> reference;
+  std::vector<TokenId> tokens;
+  std::unique_ptr<Model> model;
+};
+
+ArchCase load_arch_case(const std::string& name) {
+  ArchCase c;
+  c.meta = read_json(fixture_path("arch/" + name + ".meta.json"));
+  c.reference = read_floats(fixture_path("arch/" + name + ".logits.bin"));
+  c.tokens = c.meta["tokens"].get<std::vector<TokenId>>();
+  c.model = Model::load(fixture_path("arch/" + name + ".gguf"));
+  return c;
+}
+
+// Checks the meta's machine-readable tolerance, plus the argmax wherever the
+// reference's top-2 gap is large enough that no rounding can flip it.
+void expect_within_tolerance(const ArchCase& c, std::span<const float> logits, const std::string& what) {
+  SCOPED_TRACE(what);
+  const size_t n_vocab = static_cast<size_t>(c.model->params().n_vocab);
+  ASSERT_EQ(logits.size(), c.reference.size());
+  const Comparison cmp = compare(c.reference, logits, n_vocab);
+  const json& tolerance = c.meta["tolerance"];
+  EXPECT_LE(cmp.max_abs, tolerance["max_abs"].get<double>());
+  EXPECT_LE(cmp.mean_kl, tolerance["mean_kl"].get<double>());
+  EXPECT_GE(cmp.top1, tolerance["top1"].get<double>());
+  const double min_gap = tolerance.value("top1_must_match_where_reference_gap_at_least", 0.5);
+  const std::vector<double> gaps = c.meta["reference_top1_top2_gap"].get<std::vector<double>>();
+  for (size_t t : cmp.argmax_mismatches) {
+    EXPECT_LT(gaps[t], min_gap) << "argmax differs at position " << t << " where the reference gap is " << gaps[t];
+  }
+  std::printf("%-20s %-12s max_abs %.3g mean_kl %.3g top1 %.3f\n", c.meta["model"].get<std::string>().c_str(),
+              what.c_str(), cmp.max_abs, cmp.mean_kl, cmp.top1);
+}
+
+class TransformerArchTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TransformerArchTest, BatchMatchesReference) {
+  const ArchCase c = load_arch_case(GetParam());
+  EXPECT_EQ(c.model->params().architecture, c.meta["architecture"].get<std::string>());
+  EXPECT_EQ(c.model->params().head_dim, c.meta["head_dim"].get<int>());
+  auto session = c.model->new_session();
+  expect_within_tolerance(c, session->eval(c.tokens, true), "batch");
+}
+
+// With a float32 KV cache the engine computes in float32 on dequantized weights, the
+// fixtures' strictest tier (README §5: max_abs <= 1e-3 for every file).
+TEST_P(TransformerArchTest, Float32KvCacheReachesTheFloat32Tier) {
+  const ArchCase c = load_arch_case(GetParam());
+  SessionOptions options;
+  options.kv_type = TensorType::kF32;
+  auto session = c.model->new_session(options);
+  const std::span<const float> logits = session->eval(c.tokens, true);
+  const Comparison cmp = compare(c.reference, logits, static_cast<size_t>(c.model->params().n_vocab));
+  EXPECT_LE(cmp.max_abs, 1e-3);
+  EXPECT_EQ(cmp.top1, 1.0);
+  std::printf("%-20s %-12s max_abs %.3g mean_kl %.3g top1 %.3f\n", c.meta["model"].get<std::string>().c_str(),
+              "f32-kv", cmp.max_abs, cmp.mean_kl, cmp.top1);
+}
+
+TEST_P(TransformerArchTest, TokenByTokenMatchesReference) {
+  const ArchCase c = load_arch_case(GetParam());
+  auto session = c.model->new_session();
+  std::vector<float> logits;
+  for (TokenId token : c.tokens) {
+    const std::span<const float> row = session->eval(std::span<const TokenId>(&token, 1));
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  expect_within_tolerance(c, logits, "incremental");
+}
+
+TEST_P(TransformerArchTest, TruncateThenEvalAgainGivesTheSameLogits) {
+  const ArchCase c = load_arch_case(GetParam());
+  const size_t n_vocab = static_cast<size_t>(c.model->params().n_vocab);
+  auto session = c.model->new_session();
+  const std::span<const float> all = session->eval(c.tokens, true);
+  const std::vector<float> first(all.begin(), all.end());
+  ASSERT_EQ(session->n_past(), 32);
+
+  // Keep a prefix of 20 positions, run the rest again.
+  session->truncate(20);
+  EXPECT_EQ(session->n_past(), 20);
+  const std::span<const TokenId> rest(c.tokens.data() + 20, c.tokens.size() - 20);
+  const std::span<const float> again = session->eval(rest, true);
+  ASSERT_EQ(again.size(), 12 * n_vocab);
+  for (size_t i = 0; i < again.size(); ++i) {
+    ASSERT_NEAR(again[i], first[20 * n_vocab + i], 1e-5) << "row " << 20 + i / n_vocab;
+  }
+
+  // From scratch, last row only.
+  session->truncate(0);
+  const std::span<const float> last = session->eval(c.tokens, false);
+  ASSERT_EQ(last.size(), n_vocab);
+  for (size_t v = 0; v < n_vocab; ++v) ASSERT_NEAR(last[v], first[31 * n_vocab + v], 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformer, TransformerArchTest, ::testing::ValuesIn(kArchFixtures),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(TransformerArchFixtures, EveryFileIsCovered) {
+  size_t n_files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(fixture_path("arch"))) {
+    if (entry.path().extension() != ".gguf") continue;
+    ++n_files;
+    const std::string stem = entry.path().stem().string();
+    EXPECT_TRUE(std::find_if(std::begin(kArchFixtures), std::end(kArchFixtures),
+                             [&](const char* name) { return stem == name; }) != std::end(kArchFixtures))
+        << stem << " is not in kArchFixtures";
+  }
+  EXPECT_EQ(n_files, std::size(kArchFixtures));
+}
+
+// A prompt longer than one forward slice (kMaxBatch) gives the greedy sequence's
+// argmax at every position.
+TEST(TransformerStories, LongBatchSpansSeveralSlices) {
+  const json meta = read_json(fixture_path("models/stories260K.meta.json"));
+  const std::vector<TokenId> expected = meta["greedy"]["token_ids"].get<std::vector<TokenId>>();
+  auto model = Model::load(fixture_path("models/stories260K.gguf"));
+  SessionOptions options;
+  options.kv_type = TensorType::kF32;
+  auto session = model->new_session(options);
+  const std::span<const TokenId> prompt(expected.data(), 200);
+  const std::span<const float> logits = session->eval(prompt, true);
+  ASSERT_EQ(logits.size(), 200u * 512);
+  for (size_t t = 0; t < 200; ++t) {
+    EXPECT_EQ(argmax(&logits[t * 512], 512), static_cast<size_t>(expected[t + 1])) << "position " << t;
+  }
+}
+
+}  // namespace
+}  // namespace koto
