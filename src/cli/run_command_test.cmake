@@ -1,0 +1,88 @@
+# End-to-end checks of `koto run`, run by CTest as `cmake -DKOTO=... -DFIXTURES=... -DCASE=... -P this`.
+# Each case runs the real binary and checks exit code, stdout bytes and stderr.
+cmake_minimum_required(VERSION 3.25)
+
+set(model "${FIXTURES}/models/stories260K.gguf")
+file(READ "${FIXTURES}/models/stories260K.greedy.txt" greedy)
+
+# expect("message" CONDITION...): fails the case with the message unless the if() condition holds.
+function(expect message)
+  if(NOT (${ARGN}))
+    message(FATAL_ERROR "${CASE}: ${message}")
+  endif()
+endfunction()
+
+if(CASE STREQUAL "greedy_story")
+  # The known 200-token greedy story, byte for byte (stdout is a pipe: no newline added).
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --raw --temp 0 -n 200 ""
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  string(COMPARE EQUAL "${out}" "${greedy}" same)
+  expect("stdout differs from stories260K.greedy.txt:\n[${out}]" same)
+
+elseif(CASE STREQUAL "greedy_story_stdin")
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --raw --temp 0 -n 200 --file -
+                  INPUT_FILE /dev/null OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  string(COMPARE EQUAL "${out}" "${greedy}" same)
+  expect("stdout differs from stories260K.greedy.txt:\n[${out}]" same)
+
+elseif(CASE STREQUAL "missing_model")
+  execute_process(COMMAND "${KOTO}" run -m "${FIXTURES}/models/no-such-model.gguf" "こんにちは"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc} (want 1), stderr: ${err}" rc EQUAL 1)
+  string(FIND "${err}" "no-such-model.gguf" at)
+  expect("the message does not name the file: ${err}" at GREATER -1)
+  string(LENGTH "${out}" out_length)
+  expect("printed to stdout: ${out}" out_length EQUAL 0)
+
+elseif(CASE STREQUAL "stats_json")
+  set(json_path "${WORK_DIR}/koto_run_stats.json")
+  file(REMOVE "${json_path}")
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --raw --temp 0 -n 50 --stats --stats-json "${json_path}" ""
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  file(READ "${json_path}" json)
+  foreach(key load_s prompt_tokens prompt_tokens_per_s time_to_first_token_s generated_tokens
+              generation_tokens_per_s chars_per_s peak_rss_bytes cpu_percent_of_one_core
+              cpu_percent_of_all_cores threads seed stop_reason)
+    string(JSON value ERROR_VARIABLE missing GET "${json}" ${key})
+    expect("key ${key} missing in ${json}" NOT missing)
+  endforeach()
+  string(JSON generated GET "${json}" generated_tokens)
+  string(JSON reason GET "${json}" stop_reason)
+  string(JSON rss GET "${json}" peak_rss_bytes)
+  expect("generated_tokens = ${generated}" generated EQUAL 50)
+  expect("stop_reason = ${reason}" reason STREQUAL max_tokens)
+  expect("peak_rss_bytes = ${rss}" rss GREATER 0)
+  string(FIND "${err}" "tokens/s" at_en)
+  string(FIND "${err}" "トークン" at_ja)
+  expect("--stats printed no block: ${err}" at_en GREATER -1 OR at_ja GREATER -1)
+
+elseif(CASE STREQUAL "chat_without_template")
+  # stories260K has no chat template: the plain format is used, with a warning on stderr.
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --temp 0 -n 20 "Once upon a time"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  string(FIND "${err}" "plain" at)
+  expect("no warning about the plain format: ${err}" at GREATER -1)
+
+elseif(CASE STREQUAL "prompt_too_long")
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --raw -c 16 -n 5
+                  "Once upon a time there was a little girl who liked to play in the park with her friends"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("a prompt longer than the context was accepted" NOT rc EQUAL 0)
+  string(FIND "${err}" "-c" at)
+  expect("the message does not say which option to change: ${err}" at GREATER -1)
+
+elseif(CASE STREQUAL "context_too_big")
+  # A KV cache of 2e9 positions cannot fit anywhere: refused before allocating, with a smaller -c.
+  execute_process(COMMAND "${KOTO}" run -m "${model}" -c 2000000000 "こんにちは"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc} (want 1), stderr: ${err}" rc EQUAL 1)
+  string(REGEX MATCH "-c [0-9]+" suggestion "${err}")
+  expect("no smaller -c suggested: ${err}" suggestion)
+
+else()
+  message(FATAL_ERROR "unknown CASE ${CASE}")
+endif()
