@@ -4,6 +4,9 @@ BUILD    ?= build
 FIXTURES ?= $(abspath ../shared/fixtures)
 JOBS     ?= $(shell nproc)
 MODEL    ?= $(FIXTURES)/models/stories260K.gguf
+# stories260K is a tiny story model without a chat template: continue from BOS, greedily.
+RUN_ARGS ?= --raw --temp 0 -n 200 --stats
+PROMPT   ?=
 
 .PHONY: deps configure build test run clean
 
@@ -20,7 +23,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 run: build
-	./$(BUILD)/koto info $(MODEL)
+	./$(BUILD)/koto run -m $(MODEL) $(RUN_ARGS) "$(PROMPT)"
 
 clean:
 	rm -rf $(BUILD)

@@ -235,6 +235,11 @@ int run(const RunOptions& o, const CLI::App& command) {
   meter.fill(stats);
   const bool interrupted = result.stop_reason == StopReason::kCancelled;
   if (o.stats || interrupted) {
+    // The answer's bytes stay exact on a pipe, but the statistics start on a line of
+    // their own when both streams end up in one place (a terminal or `2>&1`).
+    const bool ended_line = result.text.empty() || result.text.back() == '\n' || isatty(STDOUT_FILENO);
+    std::fflush(stdout);
+    if (!ended_line) std::cerr << '\n';
     if (interrupted) std::cerr << '\n' << "koto: " << pick("interrupted", "中断しました") << '\n';
     std::cerr << format_run_stats(stats);
   }
