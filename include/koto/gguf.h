@@ -34,7 +34,11 @@ std::string_view gguf_value_type_name(GgufValueType type);
 class GgufValue {
  public:
   GgufValueType type() const { return type_; }
-  bool is_integer() const;
+  bool is_integer() const;  // any integer type, and bool
+  bool is_signed_integer() const {
+    return type_ == GgufValueType::kI8 || type_ == GgufValueType::kI16 || type_ == GgufValueType::kI32 ||
+           type_ == GgufValueType::kI64;
+  }
   bool is_float() const { return type_ == GgufValueType::kF32 || type_ == GgufValueType::kF64; }
   bool is_string() const { return type_ == GgufValueType::kString; }
   bool is_array() const { return type_ == GgufValueType::kArray; }
@@ -47,7 +51,8 @@ class GgufValue {
   bool as_bool() const;
   std::string_view as_string() const;
 
-  // Arrays.
+  // Arrays. An array of arrays holds arrays whose element types may differ (each
+  // nested array is stored as its element type, count and elements, with no tag).
   GgufValueType element_type() const { return element_type_; }
   uint64_t size() const { return count_; }
   int64_t int_at(uint64_t i) const;      // integer (or bool) elements
@@ -85,7 +90,7 @@ struct GgufKeyValue {
 struct GgufTensor {
   std::string_view name;
   std::vector<int64_t> shape;  // ne: shape[0] is the row length (fastest-varying)
-  TensorType type;
+  TensorType type = TensorType::kF32;
   uint64_t offset = 0;         // from the start of the data section
   const uint8_t* data = nullptr;
   uint64_t n_bytes = 0;

@@ -14,6 +14,7 @@
 #include "format/mapped_file.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
+#include "koto/gguf_summary.h"
 #include "koto/i18n.h"
 
 namespace koto {
@@ -24,6 +25,8 @@ constexpr uint64_t kDefaultAlignment = 32;
 constexpr int kMaxArrayDepth = 4;
 constexpr uint32_t kMaxDims = 4;
 constexpr uint64_t kMaxAlignment = 1u << 20;
+// Up-front reservation limit for vectors sized by a count read from the file.
+constexpr uint64_t kMaxReserve = 4096;
 
 int value_size(GgufValueType type) {
   switch (type) {
@@ -38,13 +41,6 @@ int value_size(GgufValueType type) {
 }
 
 bool is_known_value_type(uint32_t t) { return t <= 12; }
-
-std::string human_bytes(uint64_t n) {
-  if (n >= (1ull << 30)) return fmt::format("{:.2f} GB", static_cast<double>(n) / (1ull << 30));
-  if (n >= (1ull << 20)) return fmt::format("{:.1f} MB", static_cast<double>(n) / (1ull << 20));
-  if (n >= (1ull << 10)) return fmt::format("{:.1f} KB", static_cast<double>(n) / (1ull << 10));
-  return fmt::format("{} bytes", n);
-}
 
 }  // namespace
 
@@ -94,12 +90,12 @@ class GgufParser {
     // Each key/value needs at least 14 bytes and each tensor entry at least 32; a count
     // that cannot fit in the rest of the file is refused before anything is allocated.
     if (n_kv > (size_ - pos_) / 14) {
-      fail(ErrorCode::kCorruptFile, tr("claims {0} metadata entries, more than the file can hold — the file is damaged",
-                                       "メタデータが {0} 個あると書かれていますが、ファイルに収まりません — ファイルが壊れています", n_kv));
+      fail(ErrorCode::kCorruptFile, tr("claims {0} metadata entries, more than the file can hold — the file is damaged or incomplete",
+                                       "メタデータが {0} 個あると書かれていますが、ファイルに収まりません — ファイルが壊れているか不完全です", n_kv));
     }
     if (n_tensors > (size_ - pos_) / 32) {
-      fail(ErrorCode::kCorruptFile, tr("claims {0} tensors, more than the file can hold — the file is damaged",
-                                       "テンソルが {0} 個あると書かれていますが、ファイルに収まりません — ファイルが壊れています", n_tensors));
+      fail(ErrorCode::kCorruptFile, tr("claims {0} tensors, more than the file can hold — the file is damaged or incomplete",
+                                       "テンソルが {0} 個あると書かれていますが、ファイルに収まりません — ファイルが壊れているか不完全です", n_tensors));
     }
     read_metadata(n_kv);
     read_alignment();
@@ -205,22 +201,20 @@ class GgufParser {
     }
     value.element_type_ = element;
     value.count_ = count;
+    // Memory grows with the bytes actually parsed, not with the claimed count: a
+    // hostile count that passes the size check above must not reserve ~10x the file.
     if (element == GgufValueType::kString) {
-      value.strings_.reserve(count);
+      value.strings_.reserve(std::min<uint64_t>(count, kMaxReserve));
       for (uint64_t i = 0; i < count; ++i) {
         value.strings_.push_back(read_string([&] { return tr("element {0} of key {1}", "キー {1} の要素 {0}", i, key); }));
       }
     } else if (element == GgufValueType::kArray) {
-      value.arrays_.resize(count);
+      // The elements of an array of arrays carry no type tag of their own: each is an
+      // element type, a count and the elements (as gguf-py writes them).
+      value.arrays_.reserve(std::min<uint64_t>(count, kMaxReserve));
       for (uint64_t i = 0; i < count; ++i) {
-        const GgufValueType inner = read_value_type(key);
-        if (inner != GgufValueType::kArray) {
-          // Each element of an array of arrays is itself typed; only nested arrays are
-          // written this way, so anything else is a malformed file.
-          fail(ErrorCode::kCorruptFile, tr("key {0}: element {1} of an array of arrays is not an array",
-                                           "キー {0}: 配列の配列の要素 {1} が配列ではありません", key, i));
-        }
-        read_value(value.arrays_[i], inner, key, depth + 1);
+        value.arrays_.emplace_back();
+        read_value(value.arrays_.back(), GgufValueType::kArray, key, depth + 1);
       }
     } else {
       value.raw_ = count == 0 ? nullptr : data_ + pos_;
@@ -229,7 +223,7 @@ class GgufParser {
   }
 
   void read_metadata(uint64_t n_kv) {
-    s_.metadata.reserve(n_kv);
+    s_.metadata.reserve(std::min<uint64_t>(n_kv, kMaxReserve));
     std::string_view previous;
     for (uint64_t i = 0; i < n_kv; ++i) {
       context_ = previous.empty() ? tr("metadata entry {0}", "メタデータ {0} 番", i)
@@ -260,16 +254,20 @@ class GgufParser {
       fail(ErrorCode::kCorruptFile, tr("general.alignment has type {0}, expected an unsigned integer",
                                        "general.alignment の型が {0} です (符号なし整数のはず)", gguf_value_type_name(v.type())));
     }
-    const int64_t a = v.as_i64();
-    if (a <= 0 || static_cast<uint64_t>(a) > kMaxAlignment || (a & (a - 1)) != 0) {
-      fail(ErrorCode::kCorruptFile, tr("general.alignment is {0}; it must be a power of two up to {1}",
-                                       "general.alignment が {0} です。{1} 以下の 2 のべき乗でなければなりません", a, kMaxAlignment));
+    // Read without the throwing getters: a negative or > 2^63 value must still be
+    // reported as a damaged file, not as a caller error.
+    const bool negative = v.is_signed_integer() && v.i64_ < 0;
+    const uint64_t a = v.u64_;
+    if (negative || a == 0 || a > kMaxAlignment || (a & (a - 1)) != 0) {
+      fail(ErrorCode::kCorruptFile, tr("general.alignment is {0}; it must be a power of two up to {1} — the file is damaged",
+                                       "general.alignment が {0} です。{1} 以下の 2 のべき乗でなければなりません — ファイルが壊れています",
+                                       negative ? std::to_string(v.i64_) : std::to_string(a), kMaxAlignment));
     }
-    s_.alignment = static_cast<uint64_t>(a);
+    s_.alignment = a;
   }
 
   void read_tensor_directory(uint64_t n_tensors) {
-    s_.tensors.reserve(n_tensors);
+    s_.tensors.reserve(std::min<uint64_t>(n_tensors, kMaxReserve));
     for (uint64_t i = 0; i < n_tensors; ++i) {
       context_ = tr("tensor entry {0}", "テンソル情報 {0} 番", i);
       GgufTensor t;
@@ -339,7 +337,7 @@ class GgufParser {
         fail(ErrorCode::kCorruptFile,
              tr("tensor {0} runs past the end of the file (file is {1}, needs {2}) — the download is probably incomplete; fetch the file again",
                 "テンソル {0} がファイルの終わりを越えています (ファイル {1}、必要 {2}) — ダウンロードが不完全と思われます。もう一度取得してください",
-                t.name, human_bytes(size_), human_bytes(needed)));
+                t.name, format_byte_size(size_), format_byte_size(needed)));
       }
       t.data = data_ + s_.data_offset + t.offset;
     }
@@ -379,9 +377,6 @@ namespace {
   throw Error(ErrorCode::kInvalidArgument, tr("value has type {0}, not {1}", "値の型は {0} で、{1} ではありません",
                                               gguf_value_type_name(have), want));
 }
-bool is_signed_type(GgufValueType t) {
-  return t == GgufValueType::kI8 || t == GgufValueType::kI16 || t == GgufValueType::kI32 || t == GgufValueType::kI64;
-}
 }  // namespace
 
 bool GgufValue::is_integer() const {
@@ -397,7 +392,7 @@ bool GgufValue::is_integer() const {
 
 uint64_t GgufValue::as_u64() const {
   if (!is_integer()) wrong_type(type_, "integer");
-  if (is_signed_type(type_)) {
+  if (is_signed_integer()) {
     if (i64_ < 0) wrong_type(type_, "unsigned integer");
     return static_cast<uint64_t>(i64_);
   }
@@ -406,14 +401,14 @@ uint64_t GgufValue::as_u64() const {
 
 int64_t GgufValue::as_i64() const {
   if (!is_integer()) wrong_type(type_, "integer");
-  if (is_signed_type(type_)) return i64_;
+  if (is_signed_integer()) return i64_;
   if (u64_ > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) wrong_type(type_, "i64");
   return static_cast<int64_t>(u64_);
 }
 
 double GgufValue::as_f64() const {
   if (is_float()) return f64_;
-  if (is_integer()) return is_signed_type(type_) ? static_cast<double>(i64_) : static_cast<double>(u64_);
+  if (is_integer()) return is_signed_integer() ? static_cast<double>(i64_) : static_cast<double>(u64_);
   wrong_type(type_, "number");
 }
 

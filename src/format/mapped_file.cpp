@@ -40,7 +40,7 @@ MappedFile::MappedFile(const std::string& path) {
     throw Error(ErrorCode::kIo, tr("{0}: cannot stat ({1})", "{0}: 情報を取得できません ({1})", path, std::strerror(errno)));
   }
   if (S_ISDIR(st.st_mode)) {
-    throw Error(ErrorCode::kInvalidArgument,
+    throw Error(ErrorCode::kIo,
                 tr("{0}: is a folder, not a model file", "{0}: フォルダです。モデルファイルを指定してください", path));
   }
   size_ = static_cast<size_t>(st.st_size);

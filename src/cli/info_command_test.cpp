@@ -1,0 +1,71 @@
+// Runs the built `koto` executable (KOTO_CLI_PATH) and checks what `koto info` prints
+// and its exit code.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_support.h"
+
+namespace koto {
+namespace {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+RunResult run_koto(const std::string& language, const std::string& arguments) {
+  const std::string command = "env KOTO_LANG=" + language + " '" KOTO_CLI_PATH "' " + arguments + " 2>&1";
+  RunResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+TEST(GgufInfoCli, DescribesStories260K) {
+  const RunResult r = run_koto("en", "info '" + fixture_path("models/stories260K.gguf") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expected : {"stories260K.gguf (1.1 MiB)", "GGUF v3, alignment 32, 48 tensors, 19 metadata keys",
+                               "292.8 K (292800)", "F32        48 tensors  1.1 MiB", "llama, pre -, 512 tokens, BOS 1, EOS 2",
+                               "(KV 4)", "memory (n_ctx 2048)", "KV cache 1.2 MiB", "chat template         none"}) {
+    EXPECT_NE(r.output.find(expected), std::string::npos) << "missing \"" << expected << "\" in:\n" << r.output;
+  }
+}
+
+TEST(GgufInfoCli, PrintsJapaneseLabelsAndJson) {
+  const std::string model = fixture_path("models/stories260K.gguf");
+  const RunResult ja = run_koto("ja_JP.UTF-8", "info '" + model + "' --ctx 256");
+  ASSERT_EQ(ja.exit_code, 0) << ja.output;
+  EXPECT_NE(ja.output.find("パラメータ数"), std::string::npos) << ja.output;
+  EXPECT_NE(ja.output.find("メモリ (n_ctx 256)"), std::string::npos) << ja.output;
+
+  const RunResult json = run_koto("en", "info --json --ctx 256 '" + model + "'");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  const nlohmann::json j = nlohmann::json::parse(json.output);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["parameters"], 292800);
+  EXPECT_EQ(j["memory"]["n_ctx"], 256);
+  EXPECT_EQ(j["memory"]["kv_cache"], 5 * 256 * 4 * 16 * 2);
+  EXPECT_EQ(j["vocabulary"]["eos_token_id"], 2);
+}
+
+TEST(GgufInfoCli, MissingFileExitsWithOneAndSaysSo) {
+  const RunResult en = run_koto("en", "info /nonexistent/モデル.gguf");
+  EXPECT_EQ(en.exit_code, 1);
+  EXPECT_EQ(en.output, "koto: /nonexistent/モデル.gguf: no such file — check the path\n");
+  const RunResult ja = run_koto("ja", "info /nonexistent/モデル.gguf");
+  EXPECT_EQ(ja.exit_code, 1);
+  EXPECT_NE(ja.output.find("ファイルがありません"), std::string::npos) << ja.output;
+  EXPECT_EQ(run_koto("en", "info " + fixture_path("models/stories260K.gguf") + " --ctx 0").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace koto
