@@ -1,10 +1,16 @@
-// Matvec throughput of every supported type on every ISA this CPU has, on one thread:
-// a 4096-in x 14336-out weight matrix (a Llama-3-8B FFN projection) times a float
-// vector. Reported bytes/s count the weight bytes, the quantity that limits decoding.
+// Throughput of every supported type on every ISA this CPU has, for a 4096-in x
+// 14336-out weight matrix (a Llama-3-8B FFN projection):
+//   Matvec/<type>/<isa>          float kernels (matvec), one thread, float activations
+//   MatvecQ8/<type>/<isa>/<t>t   what decoding runs: quantize x, matmul_q8 on t threads
+//                                (float types: matvec on t threads)
+//   MatmulQ8/<type>/<isa>/2t     prefill: 512 vectors at once, two threads
+// Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
+// decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
 //
-//   ./koto_kernel_bench --benchmark_filter=Q4_K
+//   ./koto_kernel_bench --benchmark_filter=Q4_K --benchmark_repetitions=3
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -13,9 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "koto/tensor_type.h"
 #include "tensor/float16.h"
 #include "tensor/kernel_table.h"
+#include "tensor/kernels.h"
 #include "tensor/quant_blocks.h"
 
 namespace koto::kernels {
@@ -118,6 +126,49 @@ void run_matvec(benchmark::State& state, Isa isa, TensorType type) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
 }
 
+// Rows split in n_threads equal ranges, one per thread of the pool.
+void run_threaded(benchmark::State& state, Isa isa, TensorType type, int n_threads,
+                  int64_t batch) {
+  const std::vector<uint8_t>& w = weights_for(type);
+  std::vector<float> x(static_cast<size_t>(kInputs * batch));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : x) v = normal(rng);
+  std::vector<float> y(static_cast<size_t>(kOutputs * batch));
+  const TypeKernels& kernels = kernel_table(isa).types[static_cast<uint32_t>(type)];
+  const int64_t row_bytes = tensor_row_bytes(type, kInputs);
+  ThreadPool pool(n_threads);
+  Q8Activations activations;
+  const int64_t rows_per_thread = (kOutputs + n_threads - 1) / n_threads;
+  for (auto _ : state) {
+    const bool integer = kernels.matmul_q8 != nullptr;
+    if (integer) quantize_activations(x.data(), batch, kInputs, activations);
+    const Q8Vectors q8{activations.q.data(), activations.d.data(), activations.dsum.data(),
+                       kInputs};
+    pool.parallel_for(n_threads, [&](int64_t t) {
+      const int64_t begin = t * rows_per_thread;
+      const int64_t end = std::min(kOutputs, begin + rows_per_thread);
+      if (integer) {
+        kernels.matmul_q8(w.data() + begin * row_bytes, row_bytes, q8, batch, y.data() + begin,
+                          kOutputs, end - begin);
+      } else {
+        kernels.matvec(w.data() + begin * row_bytes, row_bytes, kInputs, x.data(),
+                       y.data() + begin, end - begin);
+      }
+    });
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(calls * static_cast<double>(w.size()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      calls * 2.0 * kInputs * kOutputs * static_cast<double>(batch) / 1e9,
+      benchmark::Counter::kIsRate);
+  state.counters["us"] = benchmark::Counter(calls * 1e-6, benchmark::Counter::kIsRate |
+                                                          benchmark::Counter::kInvert);
+}
+
 void register_benchmarks() {
   const TensorType types[] = {TensorType::kF32,  TensorType::kF16,    TensorType::kBF16,
                               TensorType::kQ4_0, TensorType::kQ4_1,   TensorType::kQ5_0,
@@ -133,6 +184,27 @@ void register_benchmarks() {
           name.c_str(), [isa, type](benchmark::State& state) { run_matvec(state, isa, type); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+      for (int threads : {1, 2}) {
+        const std::string q8_name = "MatvecQ8/" + std::string(tensor_type_name(type)) + "/" +
+                                    isa_name(isa) + "/" + std::to_string(threads) + "t";
+        benchmark::RegisterBenchmark(q8_name.c_str(),
+                                     [isa, type, threads](benchmark::State& state) {
+                                       run_threaded(state, isa, type, threads, 1);
+                                     })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
+      if (kernel_table(isa).types[static_cast<uint32_t>(type)].matmul_q8 != nullptr &&
+          isa != Isa::kGeneric) {
+        const std::string mm_name = "MatmulQ8/" + std::string(tensor_type_name(type)) + "/" +
+                                    isa_name(isa) + "/2t";
+        benchmark::RegisterBenchmark(mm_name.c_str(),
+                                     [isa, type](benchmark::State& state) {
+                                       run_threaded(state, isa, type, 2, 512);
+                                     })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
 }

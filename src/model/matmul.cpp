@@ -31,12 +31,28 @@ void parallel_for_work(ThreadPool& pool, int64_t n_tasks, int64_t work,
   }
 }
 
-void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y) {
+void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y,
+            MatmulPrecision precision) {
   const int64_t n_in = w.n_in;
   const int64_t n_out = w.n_out;
   const int64_t chunk = rows_per_task(pool, n_out);
   const int64_t n_tasks = (n_out + chunk - 1) / chunk;
   const int64_t work = n_out * n_in * batch;
+
+  if (precision == MatmulPrecision::kFast && kernels::has_q8_kernels(w.type)) {
+    // Quantized weights: the activations are rounded to 8 bits once per call, then every
+    // task runs integer dot products on its rows for the whole batch (weights read once).
+    // The buffer is the calling thread's; the tasks (on other threads) use it by reference.
+    thread_local kernels::Q8Activations buffer;
+    kernels::Q8Activations& activations = buffer;
+    kernels::quantize_activations(x, batch, n_in, activations);
+    parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
+      const int64_t begin = task * chunk;
+      const int64_t end = std::min(n_out, begin + chunk);
+      kernels::matmul_q8(w.type, w.data, activations, y + begin, n_out, begin, end);
+    });
+    return;
+  }
 
   if (batch == 1) {
     parallel_for_work(pool, n_tasks, work, [&](int64_t task) {

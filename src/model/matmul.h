@@ -10,13 +10,22 @@
 
 namespace koto::model {
 
+// kFast: 8-bit activations for block-quantized weights (see below). kFloat32: float
+// activations for every weight type, the reference computation.
+enum class MatmulPrecision { kFast, kFloat32 };
+
 // y[b][r] = dot(W row r, x[b]) for b in [0, batch) and r in [0, w.n_out); x is
 // [batch][w.n_in], y is [batch][w.n_out], both row-major float32.
 //
-// One vector uses the kernels' matvec straight on the stored blocks. Several vectors
-// read the weights once for the whole batch: each thread decodes a tile of rows to
-// float32 and multiplies every vector of the batch with it while it is in cache.
-void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y);
+// Block-quantized weights (Q4_0 ... IQ4_XS) with kFast: x is rounded to 8 bits per value (a scale
+// per 32 values) once per call and the kernels' matmul_q8 multiplies integer codes,
+// reading each weight row once for the whole batch; see kernels.h for the accuracy
+// contract. Float weights (F32, F16, BF16) keep float activations: one vector uses the
+// kernels' matvec on the stored rows; several vectors read the weights once for the
+// batch, each thread decoding a tile of rows to float32 and multiplying every vector
+// with it while it is in cache.
+void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y,
+            MatmulPrecision precision = MatmulPrecision::kFast);
 
 // parallel_for, but run on the calling thread when the whole job is smaller than a
 // thread hand-off is worth (work: rough multiply-adds in all tasks together).

@@ -83,6 +83,9 @@ class TransformerSession final : public Session {
   // [n_head_kv][D][n_ctx], so each output dimension is one dot product over positions.
   const TensorType kv_type_;
   const int64_t elt_bytes_;  // bytes of one cache element (2 or 4)
+  // A float32 KV cache asks for the float32 reference computation throughout, so the
+  // weight products keep float activations too (no 8-bit rounding).
+  const MatmulPrecision precision_;
   std::vector<std::vector<uint8_t>> k_cache_;
   std::vector<std::vector<uint8_t>> v_cache_;
 
@@ -110,7 +113,8 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       q_dim_(static_cast<int64_t>(p_.n_head) * p_.head_dim),
       kv_dim_(static_cast<int64_t>(p_.n_head_kv) * p_.head_dim),
       kv_type_(kv_type),
-      elt_bytes_(tensor_row_bytes(kv_type, 1)) {
+      elt_bytes_(tensor_row_bytes(kv_type, 1)),
+      precision_(kv_type == TensorType::kF32 ? MatmulPrecision::kFloat32 : MatmulPrecision::kFast) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
@@ -267,9 +271,9 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
     for (int32_t b = 0; b < n_tokens; ++b) {
       rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.attn_norm.data(), n_embd, eps);
     }
-    matmul(pool_, layer.wq, h_.data(), n_tokens, q_.data());
-    matmul(pool_, layer.wk, h_.data(), n_tokens, k_.data());
-    matmul(pool_, layer.wv, h_.data(), n_tokens, v_.data());
+    matmul(pool_, layer.wq, h_.data(), n_tokens, q_.data(), precision_);
+    matmul(pool_, layer.wk, h_.data(), n_tokens, k_.data(), precision_);
+    matmul(pool_, layer.wv, h_.data(), n_tokens, v_.data(), precision_);
     if (!layer.bq.empty()) {  // qwen2
       add_rows(q_.data(), layer.bq.data(), n_tokens, q_dim_);
       add_rows(k_.data(), layer.bk.data(), n_tokens, kv_dim_);
@@ -291,20 +295,20 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
     }
     store_kv(l, n_tokens);
     attend(l, n_tokens);
-    matmul(pool_, layer.wo, att_.data(), n_tokens, proj_.data());
+    matmul(pool_, layer.wo, att_.data(), n_tokens, proj_.data(), precision_);
     for (int64_t i = 0; i < n_tokens * n_embd; ++i) x_[i] += proj_[i];
 
     // 3. Feed-forward block (SwiGLU).
     for (int32_t b = 0; b < n_tokens; ++b) {
       rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
     }
-    matmul(pool_, layer.w_gate, h_.data(), n_tokens, gate_.data());
-    matmul(pool_, layer.w_up, h_.data(), n_tokens, up_.data());
+    matmul(pool_, layer.w_gate, h_.data(), n_tokens, gate_.data(), precision_);
+    matmul(pool_, layer.w_up, h_.data(), n_tokens, up_.data(), precision_);
     for (int64_t i = 0; i < n_tokens * int64_t{p_.n_ff}; ++i) {
       const float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
     }
-    matmul(pool_, layer.w_down, gate_.data(), n_tokens, proj_.data());
+    matmul(pool_, layer.w_down, gate_.data(), n_tokens, proj_.data(), precision_);
     for (int64_t i = 0; i < n_tokens * n_embd; ++i) x_[i] += proj_[i];
   }
   n_past_ += n_tokens;
@@ -315,7 +319,7 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
   for (int32_t b = first; b < n_tokens; ++b) {
     rmsnorm(&h_[(b - first) * n_embd], &x_[b * n_embd], w_.output_norm.data(), n_embd, eps);
   }
-  matmul(pool_, w_.output, h_.data(), n_tokens - first, logits);
+  matmul(pool_, w_.output, h_.data(), n_tokens - first, logits, precision_);
 }
 
 }  // namespace

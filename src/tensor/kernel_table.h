@@ -24,12 +24,27 @@ using DotRowFn = float (*)(const void* row, const float* x, int64_t n);
 using MatvecFn = void (*)(const void* w, int64_t row_bytes, int64_t n, const float* x, float* y,
                           int64_t n_rows);
 
+// Vectors quantized to 8 bits (see Q8Activations in kernels.h), as plain pointers.
+// Vector v starts at q + v * n, d + v * n / 32 and dsum + v * n / 16.
+struct Q8Vectors {
+  const int8_t* q;     // [n_vectors][n]
+  const float* d;      // [n_vectors][n / 32]: x ~= d * q per block of 32
+  const float* dsum;   // [n_vectors][n / 16]: d * sum of q over each 16 values
+  int64_t n;           // values per vector, a multiple of the weight type's block size
+};
+// y[v * y_stride + r] = dot(row r, vector v) for r in [0, n_rows), v in [0, n_vectors):
+// integer dot products of the weights' integer codes with the 8-bit vectors, scaled in
+// float per group of 16 or 32 values.
+using MatmulQ8Fn = void (*)(const void* w, int64_t row_bytes, const Q8Vectors& x,
+                            int64_t n_vectors, float* y, int64_t y_stride, int64_t n_rows);
+
 // Trivial types on purpose (no default member initializers, hence no inline
 // constructors); value-initialize them: KernelTable table{}.
 struct TypeKernels {
   DequantizeRowFn dequantize;
   DotRowFn dot;
   MatvecFn matvec;
+  MatmulQ8Fn matmul_q8;  // null for the float types (F32, F16, BF16)
 };
 
 // Indexed by the ggml type id; null entries are types without kernels.
@@ -45,6 +60,14 @@ struct KernelTable {
 void add_generic_kernels(KernelTable& table);
 void add_avx2_kernels(KernelTable& table);
 void add_avx512_kernels(KernelTable& table);
+// The matmul_q8 entries (matmul_q8_generic.cpp, matmul_q8_avx2.cpp, matmul_q8_avx512.cpp).
+void add_q8_generic_kernels(KernelTable& table);
+void add_q8_avx2_kernels(KernelTable& table);
+void add_q8_avx512_kernels(KernelTable& table);
+
+// One vector of n floats (n a multiple of 32) into Q8Vectors form; scalar, exact, and
+// the only implementation (it costs well under 1% of a matmul).
+void quantize_activations_row(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
 
 // Whether this CPU (and OS) can run the kernels of `isa`.
 bool isa_supported(Isa isa);

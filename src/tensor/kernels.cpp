@@ -17,8 +17,15 @@ KernelTable build_table(Isa isa) {
   KernelTable table{};
   table.isa = isa;
   add_generic_kernels(table);
-  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) add_avx2_kernels(table);
-  if (isa == Isa::kAvx512) add_avx512_kernels(table);
+  add_q8_generic_kernels(table);
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
+    add_avx2_kernels(table);
+    add_q8_avx2_kernels(table);
+  }
+  if (isa == Isa::kAvx512) {
+    add_avx512_kernels(table);
+    add_q8_avx512_kernels(table);
+  }
   return table;
 }
 
@@ -120,6 +127,43 @@ void matvec(TensorType type, const void* w, int64_t n, const float* x, float* y,
   const int64_t row_bytes = tensor_row_bytes(type, n);
   kernels.matvec(static_cast<const uint8_t*>(w) + row_begin * row_bytes, row_bytes, n, x, y,
                  row_end - row_begin);
+}
+
+void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out) {
+  if (n % 32 != 0 || n < 0 || n_vectors < 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("activation length {0} is not a multiple of 32",
+                   "活性化の長さ {0} が 32 の倍数ではありません", n));
+  }
+  out.n = n;
+  out.n_vectors = n_vectors;
+  out.q.resize(static_cast<size_t>(n * n_vectors));
+  out.d.resize(static_cast<size_t>(n / 32 * n_vectors));
+  out.dsum.resize(static_cast<size_t>(n / 16 * n_vectors));
+  for (int64_t v = 0; v < n_vectors; ++v) {
+    quantize_activations_row(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 32),
+                             out.dsum.data() + v * (n / 16));
+  }
+}
+
+bool has_q8_kernels(TensorType type) {
+  const uint32_t id = static_cast<uint32_t>(type);
+  return id < kTypeSlots && active_kernel_table().types[id].matmul_q8 != nullptr;
+}
+
+void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
+               int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  const TypeKernels& kernels = kernels_for(type, x.n);
+  if (kernels.matmul_q8 == nullptr) {
+    throw Error(ErrorCode::kUnsupported,
+                tr("no 8-bit activation kernels for tensor type {0}",
+                   "テンソル型 {0} の 8 ビット活性化カーネルがありません", tensor_type_name(type)));
+  }
+  if (row_end <= row_begin || x.n_vectors == 0) return;
+  const int64_t row_bytes = tensor_row_bytes(type, x.n);
+  const Q8Vectors vectors{x.q.data(), x.d.data(), x.dsum.data(), x.n};
+  kernels.matmul_q8(static_cast<const uint8_t*>(w) + row_begin * row_bytes, row_bytes, vectors,
+                    x.n_vectors, y, y_stride, row_end - row_begin);
 }
 
 std::string_view active_isa() { return isa_name(active_kernel_table().isa); }

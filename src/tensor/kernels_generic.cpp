@@ -285,13 +285,13 @@ void matvec_rows(const void* w, int64_t row_bytes, int64_t n, const float* x, fl
 template <typename Block, int kBlockSize>
 TypeKernels block_kernels() {
   return {&dequantize_blocks<Block, kBlockSize>, &dot_blocks<Block, kBlockSize>,
-          &matvec_rows<&dot_blocks<Block, kBlockSize>>};
+          &matvec_rows<&dot_blocks<Block, kBlockSize>>, nullptr};
 }
 
 template <float (*widen)(const uint8_t*), int kElementBytes>
 TypeKernels plain_kernels() {
   return {&dequantize_plain<widen, kElementBytes>, &dot_plain<widen, kElementBytes>,
-          &matvec_rows<&dot_plain<widen, kElementBytes>>};
+          &matvec_rows<&dot_plain<widen, kElementBytes>>, nullptr};
 }
 
 }  // namespace

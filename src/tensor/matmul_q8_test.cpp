@@ -1,0 +1,230 @@
+// The integer kernels (matmul_q8) against their scalar reference and against the float
+// dot product of the fixtures' dequantized rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "koto/error.h"
+#include "koto/gguf.h"
+#include "tensor/kernel_table.h"
+#include "tensor/kernels.h"
+#include "test_support.h"
+
+namespace koto::kernels {
+namespace {
+
+const char* const kQuantizedFixtures[] = {
+    "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_0", "Q4_1",      "Q4_K",
+    "Q4_K_4096", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0", "Q8_0_4096",
+};
+
+std::vector<float> random_vectors(int64_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(count));
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa_supported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+Q8Vectors view(const Q8Activations& a) { return {a.q.data(), a.d.data(), a.dsum.data(), a.n}; }
+
+TEST(QuantizeActivationsTest, RoundsEachBlockToItsOwnScale) {
+  std::vector<float> x = random_vectors(96, 3);
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;  // an all-zero block
+  x[70] = -1000.0f;                            // one block dominated by one value
+  Q8Activations a;
+  quantize_activations(x.data(), 1, 96, a);
+  ASSERT_EQ(a.q.size(), 96u);
+  ASSERT_EQ(a.d.size(), 3u);
+  ASSERT_EQ(a.dsum.size(), 6u);
+  EXPECT_EQ(a.d[1], 0.0f);
+  EXPECT_EQ(a.q[70], -127);
+  for (int64_t b = 0; b < 3; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
+    EXPECT_FLOAT_EQ(a.d[b], amax / 127.0f);
+    for (int h = 0; h < 2; ++h) {
+      int sum = 0;
+      for (int j = 16 * h; j < 16 * h + 16; ++j) {
+        const int64_t i = 32 * b + j;
+        EXPECT_LE(std::fabs(a.d[b] * a.q[i] - x[i]), a.d[b] * 0.5f * 1.0001f) << i;
+        EXPECT_LE(std::abs(a.q[i]), 127);
+        sum += a.q[i];
+      }
+      EXPECT_FLOAT_EQ(a.dsum[2 * b + h], a.d[b] * static_cast<float>(sum));
+    }
+  }
+  EXPECT_THROW(quantize_activations(x.data(), 1, 48, a), Error);
+}
+
+struct Fixture {
+  GgufFile file;
+  const GgufTensor* q;
+  const GgufTensor* deq;
+};
+
+class MatmulQ8FixtureTest : public testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    fixture_ = std::make_unique<Fixture>(Fixture{
+        GgufFile::open(fixture_path(std::string("quant/") + GetParam() + ".gguf")), nullptr,
+        nullptr});
+    fixture_->q = fixture_->file.find_tensor("q");
+    fixture_->deq = fixture_->file.find_tensor("deq");
+    ASSERT_TRUE(fixture_->q && fixture_->deq);
+    n_ = fixture_->q->row_length();
+    row_bytes_ = tensor_row_bytes(fixture_->q->type, n_);
+    deq_.resize(static_cast<size_t>(n_ * 8));
+    std::memcpy(deq_.data(), fixture_->deq->data, deq_.size() * sizeof(float));
+  }
+  MatmulQ8Fn kernel(Isa isa) const {
+    return kernel_table(isa).types[static_cast<uint32_t>(fixture_->q->type)].matmul_q8;
+  }
+
+  std::unique_ptr<Fixture> fixture_;
+  int64_t n_ = 0;
+  int64_t row_bytes_ = 0;
+  std::vector<float> deq_;  // [8][n], ggml's to_float of q
+};
+
+// The contract: the exact dot of the dequantized weights with the dequantized 8-bit
+// activations, to 1e-5 of sum |w x|; and against float activations, within the error
+// 8-bit rounding explains (errors up to d/2, roughly uniform and independent, so the
+// sum has sigma^2 = sum w^2 d^2 / 12; we allow 6 sigma).
+TEST_P(MatmulQ8FixtureTest, MatchesFloatDotOfQuantizedActivations) {
+  constexpr int64_t kVectors = 3;
+  const std::vector<float> x = random_vectors(kVectors * n_, 11);
+  Q8Activations a;
+  quantize_activations(x.data(), kVectors, n_, a);
+  for (Isa isa : supported_isas()) {
+    std::vector<float> y(kVectors * 8, NAN);
+    kernel(isa)(fixture_->q->data, row_bytes_, view(a), kVectors, y.data(), 8, 8);
+    for (int64_t v = 0; v < kVectors; ++v) {
+      for (int64_t r = 0; r < 8; ++r) {
+        double exact_q8 = 0, exact = 0, magnitude = 0, variance = 0;
+        for (int64_t i = 0; i < n_; ++i) {
+          const double w = deq_[r * n_ + i];
+          const double d = a.d[v * (n_ / 32) + i / 32];
+          exact_q8 += w * d * a.q[v * n_ + i];
+          exact += w * x[v * n_ + i];
+          magnitude += std::fabs(w * x[v * n_ + i]);
+          variance += w * w * d * d / 12;
+        }
+        const double got = y[v * 8 + r];
+        const std::string what = std::string(isa_name(isa)) + " vector " + std::to_string(v) +
+                                 " row " + std::to_string(r);
+        EXPECT_NEAR(got, exact_q8, 1e-5 * magnitude) << what;
+        EXPECT_NEAR(got, exact, 6 * std::sqrt(variance) + 1e-5 * magnitude) << what;
+      }
+    }
+  }
+}
+
+// SIMD against the scalar reference of the same integer algorithm, on unaligned
+// weights, odd row ranges, batches that exercise every column-chunk tail, and a y
+// stride wider than the rows; batch results equal one-vector results exactly.
+TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
+  constexpr int64_t kVectors = 13;  // 8 + 4 + 1 on AVX-512, 4 + 4 + 4 + 1 on AVX2
+  const std::vector<float> x = random_vectors(kVectors * n_, 5);
+  Q8Activations a;
+  quantize_activations(x.data(), kVectors, n_, a);
+  std::vector<uint8_t> shifted(fixture_->q->n_bytes + 1);
+  std::memcpy(shifted.data() + 1, fixture_->q->data, fixture_->q->n_bytes);
+  const uint8_t* w = shifted.data() + 1;
+  constexpr int64_t kStride = 11;
+
+  std::vector<double> magnitude(kVectors * 8);
+  for (int64_t v = 0; v < kVectors; ++v) {
+    for (int64_t r = 0; r < 8; ++r) {
+      for (int64_t i = 0; i < n_; ++i) {
+        magnitude[v * 8 + r] += std::fabs(static_cast<double>(deq_[r * n_ + i]) * x[v * n_ + i]);
+      }
+    }
+  }
+  std::vector<float> want(kVectors * kStride, NAN);
+  kernel(Isa::kGeneric)(w, row_bytes_, view(a), kVectors, want.data(), kStride, 8);
+
+  for (Isa isa : supported_isas()) {
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 8}, {1, 6}, {3, 4}}) {
+      for (int64_t batch : {int64_t{1}, int64_t{2}, int64_t{5}, kVectors}) {
+        std::vector<float> y(kVectors * kStride, NAN);
+        kernel(isa)(w + begin * row_bytes_, row_bytes_, view(a), batch, y.data(), kStride,
+                    end - begin);
+        for (int64_t v = 0; v < kVectors; ++v) {
+          for (int64_t r = 0; r < kStride; ++r) {
+            const float got = y[v * kStride + r];
+            const std::string what = std::string(isa_name(isa)) + " batch " +
+                                     std::to_string(batch) + " vector " + std::to_string(v) +
+                                     " row " + std::to_string(begin + r);
+            if (v >= batch || r >= end - begin) {
+              EXPECT_TRUE(std::isnan(got)) << what << ": written outside the output";
+            } else {
+              EXPECT_NEAR(got, want[v * kStride + begin + r], 1e-5 * magnitude[v * 8 + begin + r])
+                  << what;
+            }
+          }
+        }
+        if (batch == kVectors) {
+          // Each vector alone gives bit-identical results.
+          for (int64_t v = 0; v < kVectors; ++v) {
+            Q8Vectors one = view(a);
+            one.q += v * n_;
+            one.d += v * (n_ / 32);
+            one.dsum += v * (n_ / 16);
+            std::vector<float> y1(end - begin);
+            kernel(isa)(w + begin * row_bytes_, row_bytes_, one, 1, y1.data(), 0, end - begin);
+            for (int64_t r = 0; r < end - begin; ++r) {
+              EXPECT_EQ(y1[r], y[v * kStride + r]) << isa_name(isa) << " vector " << v;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(MatmulQ8FixtureTest, PublicEntryPointUsesRowRange) {
+  const std::vector<float> x = random_vectors(2 * n_, 9);
+  Q8Activations a;
+  quantize_activations(x.data(), 2, n_, a);
+  ASSERT_TRUE(has_q8_kernels(fixture_->q->type));
+  std::vector<float> all(16);
+  matmul_q8(fixture_->q->type, fixture_->q->data, a, all.data(), 8, 0, 8);
+  std::vector<float> part(10, NAN);
+  matmul_q8(fixture_->q->type, fixture_->q->data, a, part.data(), 5, 2, 7);
+  for (int64_t v = 0; v < 2; ++v) {
+    for (int64_t r = 2; r < 7; ++r) EXPECT_EQ(part[v * 5 + r - 2], all[v * 8 + r]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Quant, MatmulQ8FixtureTest, testing::ValuesIn(kQuantizedFixtures),
+                         [](const testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);
+                         });
+
+TEST(KernelMatmulQ8Test, FloatTypesHaveNoIntegerKernels) {
+  EXPECT_FALSE(has_q8_kernels(TensorType::kF32));
+  EXPECT_FALSE(has_q8_kernels(TensorType::kF16));
+  EXPECT_FALSE(has_q8_kernels(TensorType::kBF16));
+  Q8Activations a;
+  const std::vector<float> x(64);
+  quantize_activations(x.data(), 1, 64, a);
+  float y = 0;
+  EXPECT_THROW(matmul_q8(TensorType::kF16, x.data(), a, &y, 1, 0, 1), Error);
+}
+
+}  // namespace
+}  // namespace koto::kernels
