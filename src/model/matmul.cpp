@@ -45,7 +45,7 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
     // The buffer is the calling thread's; the tasks (on other threads) use it by reference.
     thread_local kernels::Q8Activations buffer;
     kernels::Q8Activations& activations = buffer;
-    kernels::quantize_activations(x, batch, n_in, activations);
+    kernels::quantize_activations(x, batch, n_in, activations, kernels::q8_layout(w.type));
     parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
       const int64_t begin = task * chunk;
       const int64_t end = std::min(n_out, begin + chunk);

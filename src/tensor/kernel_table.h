@@ -24,17 +24,20 @@ using DotRowFn = float (*)(const void* row, const float* x, int64_t n);
 using MatvecFn = void (*)(const void* w, int64_t row_bytes, int64_t n, const float* x, float* y,
                           int64_t n_rows);
 
-// Vectors quantized to 8 bits (see Q8Activations in kernels.h), as plain pointers.
-// Vector v starts at q + v * n, d + v * n / 32 and dsum + v * n / 16.
+// Vectors quantized to 8 bits (see Q8Activations in kernels.h), as plain pointers, in
+// the layout the weight type reads (q8_layout in kernels.h):
+//   kBlocks32:  vector v at q + v * n, d + v * n / 32, dsum + v * n / 16 (sums unused)
+//   kBlocks256: vector v at q + v * n, d + v * n / 256, sums + v * n / 16 (dsum unused)
 struct Q8Vectors {
-  const int8_t* q;     // [n_vectors][n]
-  const float* d;      // [n_vectors][n / 32]: x ~= d * q per block of 32
-  const float* dsum;   // [n_vectors][n / 16]: d * sum of q over each 16 values
-  int64_t n;           // values per vector, a multiple of the weight type's block size
+  const int8_t* q;       // [n_vectors][n]
+  const float* d;        // [n_vectors][n / block]: x ~= d * q per block of 32 or 256
+  const float* dsum;     // kBlocks32: [n_vectors][n / 16], d * sum of q over each 16 values
+  const int16_t* sums;   // kBlocks256: [n_vectors][n / 16], sum of q over each 16 values
+  int64_t n;             // values per vector, a multiple of the weight type's block size
 };
 // y[v * y_stride + r] = dot(row r, vector v) for r in [0, n_rows), v in [0, n_vectors):
 // integer dot products of the weights' integer codes with the 8-bit vectors, scaled in
-// float per group of 16 or 32 values.
+// float per group of 32 values (kBlocks32) or per super-block of 256 (kBlocks256).
 using MatmulQ8Fn = void (*)(const void* w, int64_t row_bytes, const Q8Vectors& x,
                             int64_t n_vectors, float* y, int64_t y_stride, int64_t n_rows);
 
@@ -68,6 +71,9 @@ void add_q8_avx512_kernels(KernelTable& table);
 // One vector of n floats (n a multiple of 32) into Q8Vectors form; scalar, exact, and
 // the only implementation (it costs well under 1% of a matmul).
 void quantize_activations_row(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
+// The same in blocks of 256 (n a multiple of 256): one scale d per block, integer sums
+// of q per 16 values.
+void quantize_activations_row_256(const float* x, int64_t n, int8_t* q, float* d, int16_t* sums);
 
 // Whether this CPU (and OS) can run the kernels of `isa`.
 bool isa_supported(Isa isa);

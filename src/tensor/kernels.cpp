@@ -129,16 +129,40 @@ void matvec(TensorType type, const void* w, int64_t n, const float* x, float* y,
                  row_end - row_begin);
 }
 
-void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out) {
-  if (n % 32 != 0 || n < 0 || n_vectors < 0) {
+Q8Layout q8_layout(TensorType type) {
+  switch (type) {
+    case TensorType::kQ4_K:
+    case TensorType::kQ5_K:
+    case TensorType::kQ6_K:
+      return Q8Layout::kBlocks256;
+    default:
+      return Q8Layout::kBlocks32;
+  }
+}
+
+void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out,
+                          Q8Layout layout) {
+  const int64_t block = layout == Q8Layout::kBlocks256 ? 256 : 32;
+  if (n % block != 0 || n < 0 || n_vectors < 0) {
     throw Error(ErrorCode::kInvalidArgument,
-                tr("activation length {0} is not a multiple of 32",
-                   "活性化の長さ {0} が 32 の倍数ではありません", n));
+                tr("activation length {0} is not a multiple of {1}",
+                   "活性化の長さ {0} が {1} の倍数ではありません", n, block));
   }
   out.n = n;
   out.n_vectors = n_vectors;
+  out.layout = layout;
   out.q.resize(static_cast<size_t>(n * n_vectors));
-  out.d.resize(static_cast<size_t>(n / 32 * n_vectors));
+  out.d.resize(static_cast<size_t>(n / block * n_vectors));
+  if (layout == Q8Layout::kBlocks256) {
+    out.dsum.clear();
+    out.sums.resize(static_cast<size_t>(n / 16 * n_vectors));
+    for (int64_t v = 0; v < n_vectors; ++v) {
+      quantize_activations_row_256(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 256),
+                                   out.sums.data() + v * (n / 16));
+    }
+    return;
+  }
+  out.sums.clear();
   out.dsum.resize(static_cast<size_t>(n / 16 * n_vectors));
   for (int64_t v = 0; v < n_vectors; ++v) {
     quantize_activations_row(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 32),
@@ -159,9 +183,14 @@ void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
                 tr("no 8-bit activation kernels for tensor type {0}",
                    "テンソル型 {0} の 8 ビット活性化カーネルがありません", tensor_type_name(type)));
   }
+  if (x.layout != q8_layout(type)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("activations for {0} must be quantized in its layout (q8_layout)",
+                   "{0} の活性化はその配置 (q8_layout) で量子化してください", tensor_type_name(type)));
+  }
   if (row_end <= row_begin || x.n_vectors == 0) return;
   const int64_t row_bytes = tensor_row_bytes(type, x.n);
-  const Q8Vectors vectors{x.q.data(), x.d.data(), x.dsum.data(), x.n};
+  const Q8Vectors vectors{x.q.data(), x.d.data(), x.dsum.data(), x.sums.data(), x.n};
   kernels.matmul_q8(static_cast<const uint8_t*>(w) + row_begin * row_bytes, row_bytes, vectors,
                     x.n_vectors, y, y_stride, row_end - row_begin);
 }

@@ -33,29 +33,42 @@ void matvec(TensorType type, const void* w, int64_t n, const float* x, float* y,
 // activations rounded to 8 bits (VNNI dot products where the CPU has them). Accuracy
 // contract: the result is the exact dot product of the dequantized weights with the
 // quantized activations (each x[i] replaced by d * q[i], |error| <= d / 2 with d = max|x|
-// / 127 over its block of 32) up to float rounding (relative 1e-5 of sum |w_i x_i|).
-// That is the "8-bit activations" numerics of common engines; callers who need float
+// / 127 over its activation block) up to float rounding (relative 1e-5 of sum |w_i x_i|).
+// The block is 32 values for the 32-value types and 256 values for the K-quants read
+// in the kBlocks256 layout (one scale per super-block keeps their sums integer). That
+// is the "8-bit activations" numerics of common engines; callers who need float
 // activations use matvec.
 
-// Activation vectors quantized to 8 bits, in blocks of 32 values. Reused across calls
-// to keep its buffers; not thread-safe to fill while it is being read.
+// How a weight type wants its activations laid out (see Q8Vectors in kernel_table.h).
+enum class Q8Layout { kBlocks32, kBlocks256 };
+
+// Activation vectors quantized to 8 bits. Reused across calls to keep its buffers; not
+// thread-safe to fill while it is being read.
 struct Q8Activations {
-  int64_t n = 0;           // values per vector, a multiple of 32
+  int64_t n = 0;           // values per vector, a multiple of the block
   int64_t n_vectors = 0;
+  Q8Layout layout = Q8Layout::kBlocks32;
   std::vector<int8_t> q;   // [n_vectors][n]
-  std::vector<float> d;    // [n_vectors][n / 32]: x ~= d * q in each block
-  std::vector<float> dsum; // [n_vectors][n / 16]: d * (sum of q) over each 16 values
+  std::vector<float> d;    // [n_vectors][n / block]: x ~= d * q in each block of 32 or 256
+  std::vector<float> dsum; // kBlocks32: [n_vectors][n / 16], d * (sum of q) per 16 values
+  std::vector<int16_t> sums;  // kBlocks256: [n_vectors][n / 16], sum of q per 16 values
 };
 
-// Quantizes x ([n_vectors][n], row-major) into out; n must be a multiple of 32.
-void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out);
+// The layout matmul_q8 reads for `type` (kBlocks32 for types without integer kernels).
+Q8Layout q8_layout(TensorType type);
+
+// Quantizes x ([n_vectors][n], row-major) into out; n must be a multiple of the block
+// (32 or 256), else kInvalidArgument.
+void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out,
+                          Q8Layout layout = Q8Layout::kBlocks32);
 
 // Whether matmul_q8 supports `type` (the block-quantized types; not F32, F16, BF16).
 bool has_q8_kernels(TensorType type);
 
 // y[v * y_stride + (r - row_begin)] = dot(W row r, vector v of x) for r in
 // [row_begin, row_end) and every vector v of x. W holds rows of x.n values of `type`.
-// Threads split work by giving disjoint row ranges.
+// Threads split work by giving disjoint row ranges. x must be in q8_layout(type), else
+// kInvalidArgument.
 void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
                int64_t y_stride, int64_t row_begin, int64_t row_end);
 

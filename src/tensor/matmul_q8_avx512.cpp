@@ -25,6 +25,12 @@ KOTO_KERNEL_INLINE __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 
+KOTO_KERNEL_INLINE __m256i madd_add(__m256i acc, __m256i a, __m256i b) {
+  return _mm256_dpwssd_epi32(acc, a, b);
+}
+
+constexpr bool kFullRangeU8 = true;
+
 #include "tensor/matmul_q8_x86.inc"
 
 }  // namespace

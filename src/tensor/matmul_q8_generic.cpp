@@ -136,27 +136,6 @@ void unpack_k_scale(const uint8_t* packed, int k, int& sc, int& m) {
   }
 }
 
-void decode_group(const BlockQ4_K& b, int gi, Group& g) {
-  const int c = gi / 2;
-  for (int l = 0; l < 32; ++l) g.w[l] = gi % 2 ? b.qs[32 * c + l] >> 4 : b.qs[32 * c + l] & 15;
-  int sc;
-  int m;
-  unpack_k_scale(b.scales, gi, sc, m);
-  set_scale(g, load_f16(b.d) * static_cast<float>(sc), -(load_f16(b.dmin) * static_cast<float>(m)));
-}
-
-void decode_group(const BlockQ5_K& b, int gi, Group& g) {
-  const int c = gi / 2;
-  for (int l = 0; l < 32; ++l) {
-    const int low = gi % 2 ? b.qs[32 * c + l] >> 4 : b.qs[32 * c + l] & 15;
-    g.w[l] = low + 16 * ((b.qh[l] >> gi) & 1);
-  }
-  int sc;
-  int m;
-  unpack_k_scale(b.scales, gi, sc, m);
-  set_scale(g, load_f16(b.d) * static_cast<float>(sc), -(load_f16(b.dmin) * static_cast<float>(m)));
-}
-
 // Codes 0..63 (the signed value plus 32), so the offset is -32 * scale. Group
 // gi = 4 n + t: nibble t / 2 of ql[64 n + 32 (t % 2) ..], bits 2t of qh[32 n ..].
 void decode_group(const BlockQ6_K& b, int gi, Group& g) {
@@ -222,9 +201,114 @@ void matmul_q8_blocks(const void* w, int64_t row_bytes, const Q8Vectors& x, int6
   }
 }
 
+// ---- super-block types (the kBlocks256 activation layout) ----
+//
+// One super-block of 256 weights as integers: weight j = d * scale[j / 16] * w[j]
+// - dmin * min[j / 16]. Against an activation super-block (x_j ~= dx * q_j, sums_k =
+// sum of q over the 16 values of sub-block k):
+//
+//   sum_j weight_j * x_j ~= dx * (d * sum_k scale_k * sum_j w_j q_j - dmin * sum_k min_k * sums_k)
+//
+// Both inner sums are exact int32 (at most 2^28 in magnitude), so one float step per
+// super-block remains.
+struct Super {
+  int w[256];
+  int scale[16];
+  int min[16];
+  float d;
+  float dmin;
+};
+
+template <typename Block>
+void decode_k4_scales(const Block& b, Super& s) {
+  for (int k = 0; k < 8; ++k) {
+    int sc;
+    int m;
+    unpack_k_scale(b.scales, k, sc, m);
+    s.scale[2 * k] = s.scale[2 * k + 1] = sc;
+    s.min[2 * k] = s.min[2 * k + 1] = m;
+  }
+  s.d = load_f16(b.d);
+  s.dmin = load_f16(b.dmin);
+}
+
+void decode_super(const BlockQ4_K& b, Super& s) {
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      s.w[64 * c + l] = b.qs[32 * c + l] & 15;
+      s.w[64 * c + 32 + l] = b.qs[32 * c + l] >> 4;
+    }
+  }
+  decode_k4_scales(b, s);
+}
+
+void decode_super(const BlockQ5_K& b, Super& s) {
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      s.w[64 * c + l] = (b.qs[32 * c + l] & 15) + 16 * ((b.qh[l] >> (2 * c)) & 1);
+      s.w[64 * c + 32 + l] = (b.qs[32 * c + l] >> 4) + 16 * ((b.qh[l] >> (2 * c + 1)) & 1);
+    }
+  }
+  decode_k4_scales(b, s);
+}
+
+// Codes 0..63 stand for code - 32: min = 32 * scale, dmin = d.
+void decode_super(const BlockQ6_K& b, Super& s) {
+  Group g;
+  for (int gi = 0; gi < 8; ++gi) {
+    decode_group(b, gi, g);
+    for (int l = 0; l < 32; ++l) s.w[32 * gi + l] = g.w[l];
+  }
+  for (int k = 0; k < 16; ++k) {
+    s.scale[k] = b.scales[k];
+    s.min[k] = 32 * b.scales[k];
+  }
+  s.d = s.dmin = load_f16(b.d);
+}
+
+template <typename Block>
+double dot_q8_super(const Block* blocks, const int8_t* q, const float* d, const int16_t* sums,
+                    int64_t n) {
+  double sum = 0;
+  Super s;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    decode_super(blocks[i], s);
+    int32_t isum = 0;
+    int32_t imin = 0;
+    for (int k = 0; k < 16; ++k) {
+      int32_t dot = 0;
+      for (int j = 16 * k; j < 16 * k + 16; ++j) dot += s.w[j] * q[kQKK * i + j];
+      isum += s.scale[k] * dot;
+      imin += s.min[k] * sums[16 * i + k];
+    }
+    // The float products as the SIMD kernels form them.
+    sum += static_cast<double>(s.d * d[i]) * isum - static_cast<double>(s.dmin * d[i]) * imin;
+  }
+  return sum;
+}
+
+template <typename Block>
+void matmul_q8_super(const void* w, int64_t row_bytes, const Q8Vectors& x, int64_t n_vectors,
+                     float* y, int64_t y_stride, int64_t n_rows) {
+  const int64_t n = x.n;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blocks =
+        reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    for (int64_t v = 0; v < n_vectors; ++v) {
+      y[v * y_stride + r] = static_cast<float>(dot_q8_super<Block>(
+          blocks, x.q + v * n, x.d + v * (n / kQKK), x.sums + v * (n / 16), n));
+    }
+  }
+}
+
 template <typename Block, int kBlockSize>
 void set(KernelTable& table, TensorType type) {
   table.types[static_cast<uint32_t>(type)].matmul_q8 = &matmul_q8_blocks<Block, kBlockSize>;
+}
+
+template <typename Block>
+void set_super(KernelTable& table, TensorType type) {
+  table.types[static_cast<uint32_t>(type)].matmul_q8 = &matmul_q8_super<Block>;
 }
 
 }  // namespace
@@ -249,6 +333,25 @@ void quantize_activations_row(const float* x, int64_t n, int8_t* q, float* d, fl
   }
 }
 
+void quantize_activations_row_256(const float* x, int64_t n, int8_t* q, float* d, int16_t* sums) {
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* xb = x + 256 * b;
+    float amax = 0.0f;
+    for (int j = 0; j < 256; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int k = 0; k < 16; ++k) {
+      int sum = 0;
+      for (int j = 16 * k; j < 16 * k + 16; ++j) {
+        const int v = static_cast<int>(std::nearbyint(xb[j] * inverse));
+        q[256 * b + j] = static_cast<int8_t>(v);
+        sum += v;
+      }
+      sums[16 * b + k] = static_cast<int16_t>(sum);
+    }
+    d[b] = amax / 127.0f;
+  }
+}
+
 void add_q8_generic_kernels(KernelTable& table) {
   set<BlockQ4_0, kQK>(table, TensorType::kQ4_0);
   set<BlockQ4_1, kQK>(table, TensorType::kQ4_1);
@@ -257,9 +360,9 @@ void add_q8_generic_kernels(KernelTable& table) {
   set<BlockQ8_0, kQK>(table, TensorType::kQ8_0);
   set<BlockQ2_K, kQKK>(table, TensorType::kQ2_K);
   set<BlockQ3_K, kQKK>(table, TensorType::kQ3_K);
-  set<BlockQ4_K, kQKK>(table, TensorType::kQ4_K);
-  set<BlockQ5_K, kQKK>(table, TensorType::kQ5_K);
-  set<BlockQ6_K, kQKK>(table, TensorType::kQ6_K);
+  set_super<BlockQ4_K>(table, TensorType::kQ4_K);
+  set_super<BlockQ5_K>(table, TensorType::kQ5_K);
+  set_super<BlockQ6_K>(table, TensorType::kQ6_K);
   set<BlockIQ4_NL, kQK>(table, TensorType::kIQ4_NL);
   set<BlockIQ4_XS, kQKK>(table, TensorType::kIQ4_XS);
 }

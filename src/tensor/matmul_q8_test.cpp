@@ -39,7 +39,11 @@ std::vector<Isa> supported_isas() {
   return isas;
 }
 
-Q8Vectors view(const Q8Activations& a) { return {a.q.data(), a.d.data(), a.dsum.data(), a.n}; }
+Q8Vectors view(const Q8Activations& a) {
+  return {a.q.data(), a.d.data(), a.dsum.data(), a.sums.data(), a.n};
+}
+
+int64_t block_of(Q8Layout layout) { return layout == Q8Layout::kBlocks256 ? 256 : 32; }
 
 TEST(QuantizeActivationsTest, RoundsEachBlockToItsOwnScale) {
   std::vector<float> x = random_vectors(96, 3);
@@ -70,6 +74,30 @@ TEST(QuantizeActivationsTest, RoundsEachBlockToItsOwnScale) {
   EXPECT_THROW(quantize_activations(x.data(), 1, 48, a), Error);
 }
 
+TEST(QuantizeActivationsTest, Blocks256HaveOneScaleAndIntegerSums) {
+  std::vector<float> x = random_vectors(512, 4);
+  for (int j = 256; j < 512; ++j) x[j] = 0.0f;  // an all-zero block
+  x[17] = 300.0f;
+  Q8Activations a;
+  quantize_activations(x.data(), 1, 512, a, Q8Layout::kBlocks256);
+  ASSERT_EQ(a.layout, Q8Layout::kBlocks256);
+  ASSERT_EQ(a.q.size(), 512u);
+  ASSERT_EQ(a.d.size(), 2u);
+  ASSERT_EQ(a.sums.size(), 32u);
+  EXPECT_FLOAT_EQ(a.d[0], 300.0f / 127.0f);
+  EXPECT_EQ(a.d[1], 0.0f);
+  EXPECT_EQ(a.q[17], 127);
+  for (int64_t k = 0; k < 32; ++k) {
+    int sum = 0;
+    for (int64_t i = 16 * k; i < 16 * k + 16; ++i) {
+      EXPECT_LE(std::fabs(a.d[i / 256] * a.q[i] - x[i]), a.d[i / 256] * 0.5f * 1.0001f) << i;
+      sum += a.q[i];
+    }
+    EXPECT_EQ(a.sums[k], sum) << k;
+  }
+  EXPECT_THROW(quantize_activations(x.data(), 1, 288, a, Q8Layout::kBlocks256), Error);
+}
+
 struct Fixture {
   GgufFile file;
   const GgufTensor* q;
@@ -90,6 +118,7 @@ class MatmulQ8FixtureTest : public testing::TestWithParam<const char*> {
     deq_.resize(static_cast<size_t>(n_ * 8));
     std::memcpy(deq_.data(), fixture_->deq->data, deq_.size() * sizeof(float));
   }
+  Q8Layout layout() const { return q8_layout(fixture_->q->type); }
   MatmulQ8Fn kernel(Isa isa) const {
     return kernel_table(isa).types[static_cast<uint32_t>(fixture_->q->type)].matmul_q8;
   }
@@ -108,7 +137,8 @@ TEST_P(MatmulQ8FixtureTest, MatchesFloatDotOfQuantizedActivations) {
   constexpr int64_t kVectors = 3;
   const std::vector<float> x = random_vectors(kVectors * n_, 11);
   Q8Activations a;
-  quantize_activations(x.data(), kVectors, n_, a);
+  quantize_activations(x.data(), kVectors, n_, a, layout());
+  const int64_t block = block_of(layout());
   for (Isa isa : supported_isas()) {
     std::vector<float> y(kVectors * 8, NAN);
     kernel(isa)(fixture_->q->data, row_bytes_, view(a), kVectors, y.data(), 8, 8);
@@ -117,7 +147,7 @@ TEST_P(MatmulQ8FixtureTest, MatchesFloatDotOfQuantizedActivations) {
         double exact_q8 = 0, exact = 0, magnitude = 0, variance = 0;
         for (int64_t i = 0; i < n_; ++i) {
           const double w = deq_[r * n_ + i];
-          const double d = a.d[v * (n_ / 32) + i / 32];
+          const double d = a.d[v * (n_ / block) + i / block];
           exact_q8 += w * d * a.q[v * n_ + i];
           exact += w * x[v * n_ + i];
           magnitude += std::fabs(w * x[v * n_ + i]);
@@ -140,7 +170,7 @@ TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
   constexpr int64_t kVectors = 13;  // 8 + 4 + 1 on AVX-512, 4 + 4 + 4 + 1 on AVX2
   const std::vector<float> x = random_vectors(kVectors * n_, 5);
   Q8Activations a;
-  quantize_activations(x.data(), kVectors, n_, a);
+  quantize_activations(x.data(), kVectors, n_, a, layout());
   std::vector<uint8_t> shifted(fixture_->q->n_bytes + 1);
   std::memcpy(shifted.data() + 1, fixture_->q->data, fixture_->q->n_bytes);
   const uint8_t* w = shifted.data() + 1;
@@ -182,8 +212,9 @@ TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
           for (int64_t v = 0; v < kVectors; ++v) {
             Q8Vectors one = view(a);
             one.q += v * n_;
-            one.d += v * (n_ / 32);
-            one.dsum += v * (n_ / 16);
+            one.d += v * (n_ / block_of(layout()));
+            if (one.dsum != nullptr) one.dsum += v * (n_ / 16);
+            if (one.sums != nullptr) one.sums += v * (n_ / 16);
             std::vector<float> y1(end - begin);
             kernel(isa)(w + begin * row_bytes_, row_bytes_, one, 1, y1.data(), 0, end - begin);
             for (int64_t r = 0; r < end - begin; ++r) {
@@ -199,7 +230,7 @@ TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
 TEST_P(MatmulQ8FixtureTest, PublicEntryPointUsesRowRange) {
   const std::vector<float> x = random_vectors(2 * n_, 9);
   Q8Activations a;
-  quantize_activations(x.data(), 2, n_, a);
+  quantize_activations(x.data(), 2, n_, a, layout());
   ASSERT_TRUE(has_q8_kernels(fixture_->q->type));
   std::vector<float> all(16);
   matmul_q8(fixture_->q->type, fixture_->q->data, a, all.data(), 8, 0, 8);
@@ -207,6 +238,15 @@ TEST_P(MatmulQ8FixtureTest, PublicEntryPointUsesRowRange) {
   matmul_q8(fixture_->q->type, fixture_->q->data, a, part.data(), 5, 2, 7);
   for (int64_t v = 0; v < 2; ++v) {
     for (int64_t r = 2; r < 7; ++r) EXPECT_EQ(part[v * 5 + r - 2], all[v * 8 + r]);
+  }
+  // Activations in the other layout are refused, not misread.
+  if (n_ % 256 == 0) {
+    Q8Activations other;
+    quantize_activations(x.data(), 2, n_, other,
+                         layout() == Q8Layout::kBlocks32 ? Q8Layout::kBlocks256
+                                                         : Q8Layout::kBlocks32);
+    EXPECT_THROW(matmul_q8(fixture_->q->type, fixture_->q->data, other, all.data(), 8, 0, 8),
+                 Error);
   }
 }
 
