@@ -1,10 +1,13 @@
 #include "base/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -39,16 +42,27 @@ T wait_for_change(const std::atomic<T>& value, T old) {
 }  // namespace
 
 int ThreadPool::physical_core_count() {
-  // (package, core) pairs from sysfs; hyper-threads of one core share a pair.
+  // Only the CPUs this process may run on count (taskset, cgroup cpusets); of those,
+  // hyper-threads of one core share a (package, core) pair in sysfs.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+    }
+  } else {
+    const int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (int cpu = 0; cpu < n; ++cpu) cpus.push_back(cpu);
+  }
   std::set<std::pair<int, int>> cores;
-  const int n_logical = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int cpu = 0; cpu < n_logical; ++cpu) {
+  for (int cpu : cpus) {
     const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
     std::ifstream core_file(base + "core_id");
     std::ifstream package_file(base + "physical_package_id");
     int core = -1;
     int package = -1;
-    if (!(core_file >> core) || !(package_file >> package)) return n_logical;
+    if (!(core_file >> core) || !(package_file >> package)) return std::max<int>(1, static_cast<int>(cpus.size()));
     cores.emplace(package, core);
   }
   return std::max<int>(1, static_cast<int>(cores.size()));

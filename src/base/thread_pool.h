@@ -39,7 +39,8 @@ class ThreadPool {
 
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& fn);
 
-  // Cores of the machine, counting hyper-threads of one core once; at least 1.
+  // Physical cores among the CPUs this process may run on (sched_getaffinity), counting
+  // hyper-threads of one core once; at least 1.
   static int physical_core_count();
 
  private:

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <memory>
 #include <vector>
 
 #include "koto/error.h"
@@ -86,8 +87,10 @@ class TransformerSession final : public Session {
   // A float32 KV cache asks for the float32 reference computation throughout, so the
   // weight products keep float activations too (no 8-bit rounding).
   const MatmulPrecision precision_;
-  std::vector<std::vector<uint8_t>> k_cache_;
-  std::vector<std::vector<uint8_t>> v_cache_;
+  // Allocated without being written: pages become resident only as positions are
+  // filled, and positions >= n_past are never read.
+  std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
+  std::vector<std::unique_ptr<uint8_t[]>> v_cache_;
 
   // Activations of up to kMaxBatch tokens, row-major [token][...].
   std::vector<float> x_;      // [B][E]  the residual stream
@@ -118,8 +121,8 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
-    k_cache_[static_cast<size_t>(l)].resize(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
-    v_cache_[static_cast<size_t>(l)].resize(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
+    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
+    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
   }
   const size_t b = kMaxBatch;
   x_.resize(b * p_.n_embd);
@@ -174,8 +177,8 @@ void TransformerSession::truncate(int32_t n) {
 
 // Appends the batch's k and v to the cache, at their positions.
 void TransformerSession::store_kv(int layer, int32_t n_tokens) {
-  uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].data();
-  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].data();
+  uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
+  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
   const int32_t head_dim = p_.head_dim;
   for (int32_t b = 0; b < n_tokens; ++b) {
     const int64_t position = n_past_ + b;
@@ -206,8 +209,8 @@ void TransformerSession::attend(int layer, int32_t n_tokens) {
   const int32_t head_dim = p_.head_dim;
   const int32_t group = p_.n_head / p_.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].data();
-  const uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].data();
+  const uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
+  const uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
   const int64_t work = int64_t{n_tokens} * p_.n_head * (n_past_ + n_tokens) * head_dim * 2;
 
   parallel_for_work(pool_, int64_t{n_tokens} * p_.n_head, work, [&](int64_t task) {
