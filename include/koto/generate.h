@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@
 #include "koto/model.h"
 #include "koto/run_stats.h"
 #include "koto/sampler.h"
+#include "koto/text_stream.h"
 
 namespace koto {
 
@@ -42,6 +44,12 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;
   int32_t prefill_batch = 256;          // prompt tokens per Session::eval call (>= 1)
   const std::atomic<bool>* cancel = nullptr;  // not owned; may be null
+  // A space at the start of the answer (see LeadingSpace). nullopt (the default):
+  // kLikeDecode when the prompt holds only control tokens (BOS: the answer starts the
+  // text), kKeep otherwise (the answer continues the prompt's text, or the session
+  // already held earlier tokens). Chat front ends pass kStrip: the answer follows the
+  // template's markup.
+  std::optional<LeadingSpace> leading_space;
 };
 
 struct GenerateResult {

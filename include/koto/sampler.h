@@ -41,15 +41,19 @@ struct SamplingOptions {
   float min_p = 0.05f;            // drop tokens below min_p x the top probability; <= 0: off
   float repeat_penalty = 1.0f;    // divides positive logits, multiplies negative ones; 1: off
   int32_t repeat_last_n = 64;     // penalty window in tokens; 0: off, -1: all accepted tokens
-  float frequency_penalty = 0.0f; // subtracted once per occurrence in the window
-  float presence_penalty = 0.0f;  // subtracted once if the token occurs in the window
+  // Subtracted from a token's logit once per occurrence in the window / once if it
+  // occurs at all. Negative values are allowed and favour repetition (as in OpenAI's
+  // API and llama.cpp); 0: off.
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
   uint64_t seed = kRandomSeed;
 };
 
 class Sampler {
  public:
-  // Throws koto::Error(kInvalidArgument) for options that cannot work (negative
-  // penalties, top_p or min_p outside [0, 1], repeat_last_n < -1), naming the option.
+  // Throws koto::Error(kInvalidArgument) for options that cannot work (repeat_penalty
+  // <= 0, non-finite frequency or presence penalties, top_p or min_p outside [0, 1],
+  // repeat_last_n < -1), naming the option.
   explicit Sampler(const SamplingOptions& options);
 
   // Picks a token from `logits` ([n_vocab], not modified). Does not add it to the

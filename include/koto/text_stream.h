@@ -6,9 +6,8 @@
 //     in the Llama-2 vocabulary comes one byte per token) are held back until the
 //     character is complete. Bytes that can never form a character are replaced by
 //     U+FFFD (one per bad byte), so output stays valid;
-//   - when the tokenizer strips SentencePiece's dummy-prefix space
-//     (Tokenizer::strips_leading_space()), one leading space of the output is dropped,
-//     exactly as Tokenizer::decode would (and only at the start of the output);
+//   - one leading space of the output is dropped or kept as the LeadingSpace option
+//     says (only at the very start of the output, never later);
 //   - stop strings are matched on the text, also across token boundaries. A stop
 //     string and everything after it is never returned; any tail that could be the
 //     start of a stop string is held back until it is decided. After a match,
@@ -16,8 +15,9 @@
 //   - finish() returns what is still held back. An incomplete UTF-8 sequence at the
 //     very end (generation stopped inside a character) becomes U+FFFD rather than
 //     being dropped silently.
-// The concatenation of all chunks (text()) therefore equals Tokenizer::decode of
-// the pushed ids, cut before the first stop string, with invalid bytes replaced.
+// With LeadingSpace::kLikeDecode the concatenation of all chunks (text()) therefore
+// equals Tokenizer::decode of the pushed ids, cut before the first stop string, with
+// invalid bytes replaced.
 //
 // Control tokens contribute no text. A TextStream is not thread-safe; the tokenizer
 // must outlive it.
@@ -31,10 +31,26 @@
 
 namespace koto {
 
+// What happens to a space at the very start of the output. SentencePiece pieces carry
+// the space before a word ("▁girl"), so the first generated piece starts with one.
+enum class LeadingSpace {
+  // Drop it when the tokenizer strips its dummy prefix (Tokenizer::strips_leading_space()),
+  // as Tokenizer::decode does: right when the output starts the text (the prompt was
+  // only BOS or other control tokens).
+  kLikeDecode,
+  // Keep it: the output continues text the reader already has (a raw prompt), so
+  // "there was a little" + " girl" must keep its space.
+  kKeep,
+  // Always drop one: the output follows markup the reader never sees (a chat answer
+  // after "[/INST]" or "Assistant:"), where a leading space is noise.
+  kStrip,
+};
+
 class TextStream {
  public:
   // Empty stop strings are ignored.
-  TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings = {});
+  TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings = {},
+             LeadingSpace leading_space = LeadingSpace::kLikeDecode);
 
   // Adds one generated token; returns the text that became safe to print (often "").
   std::string push(TokenId id);

@@ -54,6 +54,9 @@ class Tokenizer {
   virtual int32_t vocab_size() const = 0;
   virtual std::string_view piece(TokenId id) const = 0;  // the vocabulary string as stored
   virtual std::optional<TokenId> find_piece(std::string_view piece) const = 0;
+  // The control or user-defined token whose text is exactly `text` (what parse_special
+  // recognises); nullopt when there is none, even if an ordinary piece reads so.
+  virtual std::optional<TokenId> find_special(std::string_view text) const = 0;
   virtual bool is_control(TokenId id) const = 0;
   // End of generation: EOS, EOT and similar (<|im_end|>, <|eot_id|>, <|endoftext|>).
   virtual bool is_end_of_generation(TokenId id) const = 0;

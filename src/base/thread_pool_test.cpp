@@ -24,15 +24,23 @@ TEST(ThreadPoolTest, RunsEveryTaskExactlyOnce) {
   }
 }
 
+// A handshake, not a timing guess: each of two tasks waits until both have started.
+// A pool that ran every task on one thread would leave the first one waiting until its
+// (generous) timeout, and both would then report the same thread.
 TEST(ThreadPoolTest, UsesWorkerThreads) {
   ThreadPool pool(2);
-  std::atomic<int> other_thread{0};
-  const std::thread::id caller = std::this_thread::get_id();
-  pool.parallel_for(64, [&](int64_t) {
-    if (std::this_thread::get_id() != caller) other_thread.fetch_add(1);
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  std::atomic<int> started{0};
+  std::thread::id ran_on[2];
+  bool met[2] = {false, false};
+  pool.parallel_for(2, [&](int64_t i) {
+    ran_on[i] = std::this_thread::get_id();
+    started.fetch_add(1);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (started.load() < 2 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    met[i] = started.load() == 2;
   });
-  EXPECT_GT(other_thread.load(), 0);
+  EXPECT_TRUE(met[0] && met[1]) << "the two tasks never ran at the same time";
+  EXPECT_NE(ran_on[0], ran_on[1]);
 }
 
 TEST(ThreadPoolTest, ManySmallJobsInARow) {
@@ -84,15 +92,22 @@ long process_cpu_ticks() {
   return utime + stime;
 }
 
+// "No core left spinning": idle workers must block, not poll. Measured as this
+// process's CPU time over half a second of idleness. Three spinning workers would use
+// about 1.5 s of CPU on an idle machine, and still well over a core's worth on a
+// loaded one (each spinning thread gets its share of the CPUs), while blocked workers
+// use nothing. The bound, a quarter of one core (plus one tick of /proc granularity),
+// is far from both, so a busy machine or a late wake-up cannot make it flaky.
 TEST(ThreadPoolTest, IdleWorkersSleep) {
   ThreadPool pool(4);
   pool.parallel_for(16, [](int64_t) {});
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the spin phase end
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the spin phase end
+  const long ticks_per_second = sysconf(_SC_CLK_TCK);
   const long before = process_cpu_ticks();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const long used = process_cpu_ticks() - before;
-  // Three spinning workers would burn ~90 ticks (at 100 Hz) in 300 ms.
-  EXPECT_LE(used, 3 * sysconf(_SC_CLK_TCK) / 100) << "ticks used while idle: " << used;
+  EXPECT_LE(used, ticks_per_second / 2 / 4 + 1) << "ticks used while idle: " << used << " of " << ticks_per_second
+                                                << " per second";
 }
 
 TEST(ThreadPoolTest, DefaultIsPhysicalCores) {

@@ -4,11 +4,11 @@
 
 #include <memory>
 
-#include "base/utf8.h"
 #include "cli/commands.h"
 #include "koto/gguf.h"
 #include "koto/gguf_summary.h"
 #include "koto/i18n.h"
+#include "koto/text.h"
 
 namespace koto::cli {
 namespace {
@@ -78,7 +78,7 @@ void print_text(const GgufSummary& s) {
   } else {
     std::string line = s.chat_template_first_line;
     if (line.size() > kTemplateLineBytes) {
-      line.resize(utf8::complete_prefix_length(std::string_view(line).substr(0, kTemplateLineBytes)));
+      line.resize(utf8_prefix(line, kTemplateLineBytes).size());
       line += "…";
     }
     row("chat template", "チャットテンプレート",

@@ -1,34 +1,17 @@
-// Runs the built `koto` executable (KOTO_CLI_PATH) and checks what `koto info` prints
-// and its exit code.
+// Runs the built `koto` executable (src/testing/cli_runner.h) and checks what
+// `koto info` prints and its exit code.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_runner.h"
 #include "test_support.h"
 
 namespace koto {
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-RunResult run_koto(const std::string& language, const std::string& arguments) {
-  const std::string command = "env KOTO_LANG=" + language + " '" KOTO_CLI_PATH "' " + arguments + " 2>&1";
-  RunResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using testing::run_koto;
+using RunResult = testing::CliResult;
 
 TEST(GgufInfoCli, DescribesStories260K) {
   const RunResult r = run_koto("en", "info '" + fixture_path("models/stories260K.gguf") + "'");

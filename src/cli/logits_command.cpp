@@ -2,7 +2,6 @@
 // position as float32 little-endian [n_tokens][n_vocab], for comparing engines.
 #include <fmt/format.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -11,9 +10,11 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/usage_error.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
+#include "koto/token_id_list.h"
 
 namespace koto::cli {
 namespace {
@@ -27,39 +28,27 @@ struct LogitsOptions {
   int threads = 0;
 };
 
-// "1,2,3" (commas and/or spaces) to ids.
-std::vector<TokenId> parse_token_list(const std::string& list) {
-  std::vector<TokenId> ids;
-  size_t pos = 0;
-  while (pos < list.size()) {
-    const size_t start = list.find_first_not_of(", \t\n", pos);
-    if (start == std::string::npos) break;
-    size_t end = list.find_first_of(", \t\n", start);
-    if (end == std::string::npos) end = list.size();
-    TokenId id = 0;
-    const auto [ptr, ec] = std::from_chars(list.data() + start, list.data() + end, id);
-    if (ec != std::errc() || ptr != list.data() + end) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  tr("--tokens: \"{0}\" is not a token id", "--tokens: \"{0}\" はトークン ID ではありません",
-                     list.substr(start, end - start)));
-    }
-    ids.push_back(id);
-    pos = end;
+// --tokens in the one id-list syntax; a bad list is a bad command line.
+std::vector<TokenId> parse_tokens_option(const std::string& list) {
+  try {
+    return parse_token_id_list(list);
+  } catch (const Error& e) {
+    throw UsageError(tr("--tokens: {0}", "--tokens: {0}", e.what()));
   }
-  return ids;
 }
 
 int run_logits(const LogitsOptions& options) {
+  // A bad --tokens is reported before the model load.
+  std::vector<TokenId> tokens;
+  if (options.text.empty()) tokens = parse_tokens_option(options.tokens);
   LoadOptions load_options;
   load_options.n_threads = options.threads;
   const std::unique_ptr<Model> model = Model::load(options.model, load_options);
-
-  const std::vector<TokenId> tokens =
-      options.text.empty() ? parse_token_list(options.tokens)
-                           : model->tokenizer().encode(options.text, model->tokenizer().add_bos_by_default(), false);
+  if (!options.text.empty()) {
+    tokens = model->tokenizer().encode(options.text, model->tokenizer().add_bos_by_default(), false);
+  }
   if (tokens.empty()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                tr("no tokens: give --tokens 1,2,3 or --text", "トークンがありません。--tokens 1,2,3 か --text を指定してください"));
+    throw UsageError(tr("no tokens: give --tokens 1,2,3 or --text", "トークンがありません。--tokens 1,2,3 か --text を指定してください"));
   }
 
   SessionOptions session_options;
@@ -98,7 +87,8 @@ CommandRunner define_logits(CLI::App& command) {
   command.add_option("-m,--model", options->model, std::string(pick("GGUF model file", "GGUF モデルファイル")))
       ->required();
   auto* tokens = command.add_option("--tokens", options->tokens,
-                                    std::string(pick("token ids, comma-separated: 1,2,3", "トークン ID (カンマ区切り): 1,2,3")));
+                                    std::string(pick("token ids: \"1,2,3\", \"1 2 3\" or a JSON array",
+                                                     "トークン ID: \"1,2,3\"、\"1 2 3\" または JSON 配列")));
   auto* text = command.add_option("--text", options->text,
                                   std::string(pick("text to tokenize instead of --tokens (BOS added as the model says)",
                                                    "--tokens の代わりにトークン化するテキスト (BOS はモデルの設定どおり)")));
@@ -114,8 +104,7 @@ CommandRunner define_logits(CLI::App& command) {
       ->check(CLI::IsMember({"f16", "f32"}));
   return [options, &command] {
     if (command.count("--tokens") == 0 && command.count("--text") == 0) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  tr("give --tokens 1,2,3 or --text", "--tokens 1,2,3 か --text を指定してください"));
+      throw UsageError(tr("give --tokens 1,2,3 or --text", "--tokens 1,2,3 か --text を指定してください"));
     }
     return run_logits(*options);
   };

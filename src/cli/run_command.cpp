@@ -10,25 +10,27 @@
 //
 // Ctrl-C stops generation between tokens (or prefill batches), prints the statistics
 // so far to stderr and exits 130; a second Ctrl-C kills the process at once.
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
-#include <sstream>
 
+#include "cli/cli_io.h"
 #include "cli/commands.h"
-#include "koto/chat.h"
+#include "cli/usage_error.h"
+#include "koto/chat_template.h"
 #include "koto/error.h"
 #include "koto/generate.h"
-#include "koto/gguf.h"
 #include "koto/i18n.h"
+#include "koto/memory_check.h"
 #include "koto/model.h"
 #include "koto/run_stats.h"
 #include "koto/sampler.h"
@@ -81,71 +83,67 @@ class InterruptGuard {
   struct sigaction previous_ {};
 };
 
-std::string read_stream(std::istream& in, const std::string& name) {
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw Error(ErrorCode::kIo, tr("{0}: read failed", "{0}: 読み込みに失敗しました", name));
-  return bytes.str();
-}
-
 std::string read_prompt(const RunOptions& o, const CLI::App& command) {
   const bool has_text = command.count("prompt") > 0;
   if (!o.file.empty() && has_text) {
-    throw Error(ErrorCode::kInvalidArgument, tr("give the prompt either as an argument or with --file, not both",
-                                                "プロンプトは引数か --file のどちらか一方で指定してください"));
+    throw UsageError(tr("give the prompt either as an argument or with --file, not both",
+                        "プロンプトは引数か --file のどちらか一方で指定してください"));
   }
-  if (o.file == "-" || (has_text && o.prompt == "-")) return read_stream(std::cin, "stdin");
-  if (!o.file.empty()) {
-    std::ifstream in(o.file, std::ios::binary);
-    if (!in) throw Error(ErrorCode::kNotFound, tr("{0}: cannot open the file", "{0}: ファイルを開けません", o.file));
-    return read_stream(in, o.file);
-  }
-  if (has_text) return o.prompt;
-  if (!isatty(STDIN_FILENO)) return read_stream(std::cin, "stdin");
-  throw Error(ErrorCode::kInvalidArgument,
-              tr("no prompt: give it as an argument (koto run -m MODEL \"question\"), with --file, or on stdin",
-                 "プロンプトがありません。引数 (koto run -m MODEL \"質問\")、--file、標準入力のいずれかで渡してください"));
+  if (!o.file.empty()) return read_file_or_stdin(o.file);
+  if (has_text) return o.prompt == "-" ? read_all(std::cin, "stdin") : o.prompt;
+  if (!stdin_is_terminal()) return read_all(std::cin, "stdin");
+  throw UsageError(tr("no prompt: give it as an argument (koto run -m MODEL \"question\"), with --file, or on stdin",
+                      "プロンプトがありません。引数 (koto run -m MODEL \"質問\")、--file、標準入力のいずれかで渡してください"));
 }
 
-std::string gib(uint64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  return b >= (1u << 30) ? fmt::format("{:.2f} GiB", b / (1u << 30)) : fmt::format("{:.1f} MiB", b / (1u << 20));
+// --stats-json is checked before the model is loaded, so a typo does not cost a whole
+// generation (and its error is not glued to the answer).
+void check_writable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path file(path);
+  if (fs::is_directory(file, ec)) {
+    throw UsageError(tr("--stats-json {0}: is a folder, give a file name", "--stats-json {0}: フォルダです。ファイル名を指定してください", path));
+  }
+  const bool exists = fs::exists(file, ec);
+  const fs::path folder = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  if (exists ? ::access(path.c_str(), W_OK) != 0 : ::access(folder.c_str(), W_OK) != 0) {
+    throw UsageError(tr("--stats-json {0}: cannot write there ({1})", "--stats-json {0}: 書き込めません ({1})", path,
+                        std::strerror(errno)));
+  }
 }
 
-// Refuses a context that will not fit next to the weights, before anything is allocated.
-void check_memory(const Model& model, int32_t n_ctx) {
-  const uint64_t available = available_memory_bytes();
-  if (available == 0) return;  // unknown: do not guess
-  const uint64_t weights = model.file().file_size();
-  const uint64_t session = model.session_bytes(n_ctx);
-  if (weights + session <= available) return;
-  int32_t suggestion = 0;
-  for (int32_t c = n_ctx / 2; c >= 256; c /= 2) {
-    if (weights + model.session_bytes(c) <= available) {
-      suggestion = c;
-      break;
+// The answer goes to stdout chunk by chunk. A failed write (the reader of a pipe went
+// away: `koto run ... | head`, with SIGPIPE ignored in main; a full disk) stops the
+// generation through the cancel flag and is reported after it.
+class AnswerWriter {
+ public:
+  explicit AnswerWriter(std::atomic<bool>& cancel) : cancel_(cancel) {}
+
+  void write(std::string_view chunk) {
+    if (failed_errno_ != 0) return;
+    if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size() || std::fflush(stdout) != 0) {
+      failed_errno_ = errno != 0 ? errno : EIO;
+      cancel_.store(true, std::memory_order_relaxed);
     }
   }
-  const std::string need = tr("needs {0} ({1} weights + {2} for a context of {3} tokens) but {4} is available",
-                              "必要量 {0} (重み {1} + コンテキスト {3} トークン分 {2}) に対して空きは {4} です",
-                              gib(weights + session), gib(weights), gib(session), n_ctx, gib(available));
-  if (suggestion > 0) {
-    throw Error(ErrorCode::kOutOfMemory, tr("not enough memory: {0} — try a smaller context: -c {1}",
-                                            "メモリが足りません: {0}。コンテキストを小さくしてください: -c {1}",
-                                            need, suggestion));
-  }
-  throw Error(ErrorCode::kOutOfMemory,
-              tr("not enough memory: {0} — the model does not fit even with a small context; close other programs "
-                 "or use a smaller (more quantized) model",
-                 "メモリが足りません: {0}。小さいコンテキストでも入りません。他のプログラムを閉じるか、より小さい "
-                 "(量子化の強い) モデルを使ってください",
-                 need));
-}
+  bool failed() const { return failed_errno_ != 0; }
 
-void write_chunk(std::string_view chunk) {
-  std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-  std::fflush(stdout);
-}
+  // Throws the write failure as an Error(kIo).
+  [[noreturn]] void throw_failure(size_t tokens) const {
+    if (failed_errno_ == EPIPE) {
+      throw Error(ErrorCode::kIo, tr("stdout was closed by the reading program; stopped after {0} tokens",
+                                     "標準出力が読み手のプログラムに閉じられたため、{0} トークンで生成を止めました", tokens));
+    }
+    throw Error(ErrorCode::kIo, tr("stdout: write failed ({0}); stopped after {1} tokens",
+                                   "標準出力への書き込みに失敗しました ({0})。{1} トークンで生成を止めました",
+                                   std::strerror(failed_errno_), tokens));
+  }
+
+ private:
+  std::atomic<bool>& cancel_;
+  int failed_errno_ = 0;
+};
 
 void write_stats_json(const std::string& path, const RunStats& stats) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -158,22 +156,26 @@ void write_stats_json(const std::string& path, const RunStats& stats) {
 int run(const RunOptions& o, const CLI::App& command) {
   const UsageMeter meter;
   const InterruptGuard interrupt_guard;
-  std::string prompt = read_prompt(o, command);
-  if (g_cancel.load()) return kExitInterrupted;
   // Bad options are reported before the (possibly long) model load.
   std::optional<ChatFamily> forced_family;
   if (!o.chat_template.empty()) {
     forced_family = parse_chat_family(o.chat_template);
     if (!forced_family) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  tr("--template {0}: unknown (known: llama2, chatml, llama3, gemma, mistral, plain)",
-                     "--template {0}: 不明な形式です (使えるもの: llama2, chatml, llama3, gemma, mistral, plain)",
-                     o.chat_template));
+      throw UsageError(tr("--template {0}: unknown (known: {1})", "--template {0}: 不明な形式です (使えるもの: {1})",
+                          o.chat_template, chat_family_names()));
     }
   }
   SamplingOptions sampling = o.sampling;
   sampling.seed = o.seed < 0 ? kRandomSeed : static_cast<uint64_t>(o.seed);
-  (void)Sampler(sampling);  // throws kInvalidArgument for out-of-range values
+  try {
+    (void)Sampler(sampling);  // throws kInvalidArgument for out-of-range values
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvalidArgument) throw UsageError(e.what());
+    throw;
+  }
+  if (!o.stats_json.empty()) check_writable(o.stats_json);
+  const std::string prompt = read_prompt(o, command);
+  if (g_cancel.load()) return kExitInterrupted;
 
   LoadOptions load_options;
   load_options.n_threads = o.threads;
@@ -181,20 +183,24 @@ int run(const RunOptions& o, const CLI::App& command) {
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
 
-  const int32_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min(model->params().n_ctx_train > 0 ? model->params().n_ctx_train : 4096, 4096);
-  if (n_ctx > model->params().n_ctx_train && model->params().n_ctx_train > 0) {
+  // An explicit context is checked before anything is allocated. The default one
+  // (n_ctx 0: the model decides, at most 4096) is checked once the session says its size.
+  if (o.n_ctx > 0) require_memory(*model, o.n_ctx);
+  SessionOptions session_options;
+  session_options.n_ctx = o.n_ctx;
+  const std::unique_ptr<Session> session = model->new_session(session_options);
+  const int32_t n_ctx = session->n_ctx();
+  if (o.n_ctx == 0) require_memory(*model, n_ctx);
+  const int32_t n_ctx_train = model->params().n_ctx_train;
+  if (n_ctx_train > 0 && n_ctx > n_ctx_train) {
     std::cerr << "koto: "
               << tr("note: context {0} is longer than the {1} tokens the model was trained for; answers past that "
                     "may degrade",
                     "注意: コンテキスト {0} はモデルの学習時の長さ {1} を超えています。それ以降の回答は質が落ちる"
                     "ことがあります",
-                    n_ctx, model->params().n_ctx_train)
+                    n_ctx, n_ctx_train)
               << '\n';
   }
-  check_memory(*model, n_ctx);
-  SessionOptions session_options;
-  session_options.n_ctx = n_ctx;
-  const std::unique_ptr<Session> session = model->new_session(session_options);
 
   GenerateOptions options;
   options.max_tokens = o.max_tokens;
@@ -205,10 +211,10 @@ int run(const RunOptions& o, const CLI::App& command) {
   std::vector<TokenId> ids;
   if (o.raw) {
     // The user writes the whole prompt, markup included: special-token text counts.
+    // The answer continues the text, so its leading space stays (generate's default).
     ids = tokenizer.encode(prompt, tokenizer.add_bos_by_default(), /*parse_special=*/true);
     if (o.print_prompt) std::cerr << tokenizer.decode(ids, /*show_special=*/true) << '\n';
   } else {
-    while (!prompt.empty() && (prompt.back() == '\n' || prompt.back() == '\r')) prompt.pop_back();
     ChatTemplate chat(ChatFamily::kPlain);
     if (forced_family) {
       chat = ChatTemplate(*forced_family);
@@ -216,17 +222,30 @@ int run(const RunOptions& o, const CLI::App& command) {
       chat = ChatTemplate::for_model(model->file(), tokenizer);
       if (!chat.note().empty()) std::cerr << "koto: " << chat.note() << '\n';
     }
-    std::vector<ChatMessage> messages;
-    if (!o.system.empty()) messages.push_back({"system", o.system});
-    messages.push_back({"user", prompt});
-    const std::vector<PromptSegment> segments = chat.render(messages);
-    ids = tokenize_prompt(tokenizer, segments);
-    for (std::string& stop : chat.stop_strings()) options.stop_strings.push_back(std::move(stop));
-    if (o.print_prompt) std::cerr << render_text(segments) << '\n';
+    ChatPrompt chat_prompt = build_chat_prompt(chat, tokenizer, o.system, prompt);
+    ids = std::move(chat_prompt.ids);
+    for (std::string& stop : chat_prompt.stop_strings) options.stop_strings.push_back(std::move(stop));
+    options.leading_space = LeadingSpace::kStrip;  // after the template's markup a space is noise
+    if (o.print_prompt) std::cerr << render_text(chat_prompt.segments) << '\n';
   }
 
-  GenerateResult result = generate(*session, tokenizer, ids, options, write_chunk);
-  if (isatty(STDOUT_FILENO) && !result.text.empty() && result.text.back() != '\n') write_chunk("\n");
+  AnswerWriter writer(g_cancel);
+  GenerateResult result =
+      generate(*session, tokenizer, ids, options, [&writer](std::string_view chunk) { writer.write(chunk); });
+  const bool stdout_is_terminal = isatty(STDOUT_FILENO) != 0;
+  if (stdout_is_terminal && !result.text.empty() && result.text.back() != '\n') writer.write("\n");
+  // Whatever goes to stderr from here starts on a line of its own when both streams end
+  // up in one place (a terminal or `2>&1`), while the answer's bytes stay exact on a pipe.
+  bool line_ended = result.text.empty() || result.text.back() == '\n' || stdout_is_terminal;
+  auto end_answer_line = [&line_ended] {
+    std::fflush(stdout);
+    if (!line_ended) std::cerr << '\n';
+    line_ended = true;
+  };
+  if (writer.failed()) {
+    end_answer_line();
+    writer.throw_failure(result.tokens.size());
+  }
 
   RunStats& stats = result.stats;
   stats.model = std::filesystem::path(o.model).filename().string();
@@ -235,15 +254,18 @@ int run(const RunOptions& o, const CLI::App& command) {
   meter.fill(stats);
   const bool interrupted = result.stop_reason == StopReason::kCancelled;
   if (o.stats || interrupted) {
-    // The answer's bytes stay exact on a pipe, but the statistics start on a line of
-    // their own when both streams end up in one place (a terminal or `2>&1`).
-    const bool ended_line = result.text.empty() || result.text.back() == '\n' || isatty(STDOUT_FILENO);
-    std::fflush(stdout);
-    if (!ended_line) std::cerr << '\n';
+    end_answer_line();
     if (interrupted) std::cerr << '\n' << "koto: " << pick("interrupted", "中断しました") << '\n';
     std::cerr << format_run_stats(stats);
   }
-  if (!o.stats_json.empty()) write_stats_json(o.stats_json, stats);
+  if (!o.stats_json.empty()) {
+    try {
+      write_stats_json(o.stats_json, stats);
+    } catch (const Error&) {
+      end_answer_line();
+      throw;
+    }
+  }
   return interrupted ? kExitInterrupted : kExitOk;
 }
 
@@ -262,7 +284,8 @@ CommandRunner define_run(CLI::App& command) {
                         "チャットテンプレートを使わず、BOS の後にプロンプトをそのまま続ける (特殊トークンの表記を認識)"));
   command.add_option("-n,--max-tokens", o->max_tokens,
                      help("Most tokens to generate (-1: until the context is full)", "生成する最大トークン数 (-1: コンテキストが尽きるまで)"))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(-1, INT32_MAX));
   command.add_option("--temp", o->sampling.temperature, help("Temperature (0: greedy)", "温度 (0: 貪欲法)"))
       ->capture_default_str();
   command.add_option("--top-k", o->sampling.top_k, help("Keep the k most likely tokens (0: off)", "上位 k トークンに絞る (0: 無効)"))
@@ -292,15 +315,17 @@ CommandRunner define_run(CLI::App& command) {
                                              "この文字列が出たら停止 (複数可、表示しない)"));
   command.add_option("-c,--ctx", o->n_ctx, help("Context size in tokens (0: the model's, at most 4096)",
                                                 "コンテキスト長 (0: モデルの値、最大 4096)"))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, INT32_MAX));
   command.add_option("-t,--threads", o->threads, help("Worker threads (0: one per physical core)",
                                                       "ワーカースレッド数 (0: 物理コアごとに 1)"))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   command.add_option("--system", o->system, help("System prompt (\"\": none)", "システムプロンプト (\"\": なし)"))
       ->capture_default_str();
   command.add_option("--template", o->chat_template,
-                     help("Chat format instead of the model's: llama2, chatml, llama3, gemma, mistral, plain",
-                          "モデルの代わりに使うチャット形式: llama2, chatml, llama3, gemma, mistral, plain"));
+                     tr("Chat format instead of the model's: {0}", "モデルの代わりに使うチャット形式: {0}",
+                        chat_family_names()));
   command.add_flag("--stats", o->stats, help("Print time, speed, memory and CPU to stderr after the answer",
                                              "回答の後に時間・速度・メモリ・CPU を標準エラーに表示"));
   command.add_option("--stats-json", o->stats_json, help("Write the statistics as JSON to this file",

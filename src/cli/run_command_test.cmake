@@ -27,6 +27,13 @@ elseif(CASE STREQUAL "greedy_story_stdin")
   string(COMPARE EQUAL "${out}" "${greedy}" same)
   expect("stdout differs from stories260K.greedy.txt:\n[${out}]" same)
 
+elseif(CASE STREQUAL "raw_continuation")
+  # --raw continues the text: the space before the first generated word is kept.
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --raw --temp 0 -n 6 "Once upon a time there was a little"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  expect("stdout is [${out}], want [ girl named Lily.]" out STREQUAL " girl named Lily.")
+
 elseif(CASE STREQUAL "missing_model")
   execute_process(COMMAND "${KOTO}" run -m "${FIXTURES}/models/no-such-model.gguf" "こんにちは"
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
@@ -66,6 +73,16 @@ elseif(CASE STREQUAL "chat_without_template")
   expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
   string(FIND "${err}" "plain" at)
   expect("no warning about the plain format: ${err}" at GREATER -1)
+
+elseif(CASE STREQUAL "chat_without_template_ja")
+  # The same warning in Japanese (KOTO_LANG=ja), and the answer still comes out.
+  execute_process(COMMAND "${KOTO}" run -m "${model}" --temp 0 -n 20 "Once upon a time"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  string(FIND "${err}" "チャットテンプレートがありません" at)
+  expect("no Japanese warning about the missing template: ${err}" at GREATER -1)
+  string(LENGTH "${out}" out_length)
+  expect("no answer on stdout" out_length GREATER 0)
 
 elseif(CASE STREQUAL "prompt_too_long")
   execute_process(COMMAND "${KOTO}" run -m "${model}" --raw -c 16 -n 5

@@ -3,20 +3,19 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
-#include "base/utf8.h"
+#include "cli/cli_io.h"
 #include "cli/commands.h"
+#include "cli/usage_error.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
 #include "koto/i18n.h"
+#include "koto/text.h"
+#include "koto/token_id_list.h"
 #include "koto/tokenizer.h"
 
 namespace koto::cli {
@@ -34,87 +33,12 @@ struct TokenizeOptions {
 };
 
 std::string read_input(const TokenizeOptions& options, const CLI::App& command) {
-  if (!options.file.empty()) {
-    std::ifstream in(options.file, std::ios::binary);
-    if (!in) {
-      throw Error(ErrorCode::kNotFound, tr("{0}: cannot open the file", "{0}: ファイルを開けません", options.file));
-    }
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    if (in.bad()) throw Error(ErrorCode::kIo, tr("{0}: read failed", "{0}: 読み込みに失敗しました", options.file));
-    return bytes.str();
-  }
-  if (command.count("text") > 0) return options.text;
-  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-}
-
-// Ids written as a JSON array ("[1, 2, 3]") or separated by commas and/or white space.
-std::vector<TokenId> parse_ids(std::string_view input) {
-  const size_t first = input.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && input[first] == '[') {
-    const nlohmann::json array = nlohmann::json::parse(input, nullptr, /*allow_exceptions=*/false);
-    if (!array.is_array()) {
-      throw Error(ErrorCode::kInvalidArgument, tr("the ids are not a valid JSON array of integers",
-                                                  "ID の並びが整数の JSON 配列になっていません"));
-    }
-    std::vector<TokenId> ids;
-    for (const nlohmann::json& element : array) {
-      if (!element.is_number_integer() || element.get<int64_t>() < INT32_MIN || element.get<int64_t>() > INT32_MAX) {
-        throw Error(ErrorCode::kInvalidArgument, tr("{0} in the JSON array is not a token id",
-                                                    "JSON 配列の {0} はトークン ID ではありません", element.dump()));
-      }
-      ids.push_back(element.get<TokenId>());
-    }
-    return ids;
-  }
-  std::vector<TokenId> ids;
-  size_t pos = 0;
-  while (pos < input.size()) {
-    const size_t start = input.find_first_not_of(", \t\r\n", pos);
-    if (start == std::string_view::npos) break;
-    size_t end = input.find_first_of(", \t\r\n", start);
-    if (end == std::string_view::npos) end = input.size();
-    const std::string_view word = input.substr(start, end - start);
-    TokenId id = 0;
-    const auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), id);
-    if (ec != std::errc() || ptr != word.data() + word.size()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  tr("\"{0}\" is not a token id; give integers separated by commas or spaces, or a JSON array",
-                     "「{0}」はトークン ID ではありません。カンマか空白で区切った整数、または JSON 配列で指定してください",
-                     utf8::escape_for_message(word)));
-    }
-    ids.push_back(id);
-    pos = end;
-  }
-  return ids;
-}
-
-// A one-line, printable form of token bytes: control characters and invalid UTF-8 as escapes.
-std::string quote_bytes(std::string_view bytes) {
-  std::string out = "\"";
-  for (size_t pos = 0; pos < bytes.size();) {
-    const size_t start = pos;
-    const char32_t c = utf8::decode(bytes, pos);
-    const bool invalid = c == 0xFFFD && bytes.substr(start, pos - start) != "\xEF\xBF\xBD";
-    if (invalid) {
-      out += fmt::format("\\x{:02X}", static_cast<unsigned>(static_cast<uint8_t>(bytes[start])));
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7F) {
-      out += fmt::format("\\x{:02X}", static_cast<unsigned>(c));
-    } else {
-      out.append(bytes.substr(start, pos - start));
-    }
-  }
-  out += '"';
-  return out;
+  if (!options.file.empty()) return read_file_or_stdin(options.file);
+  if (command.count("text") > 0) return options.text == "-" ? read_all(std::cin, "stdin") : options.text;
+  if (!stdin_is_terminal()) return read_all(std::cin, "stdin");
+  throw UsageError(tr("no text: give it as an argument (koto tokenize -m MODEL \"text\"), with --file, or on stdin",
+                      "テキストがありません。引数 (koto tokenize -m MODEL \"テキスト\")、--file、標準入力のいずれかで"
+                      "渡してください"));
 }
 
 nlohmann::json json_text(const std::string& bytes) {
@@ -143,7 +67,7 @@ int run_tokenize(const TokenizeOptions& options, const CLI::App& command) {
   const std::string input = read_input(options, command);
 
   if (options.decode) {
-    const std::vector<TokenId> ids = parse_ids(input);
+    const std::vector<TokenId> ids = parse_token_id_list(input);
     for (TokenId id : ids) (void)tokenizer->piece(id);  // a bad id fails before any output
     if (options.pieces) {
       print_pieces(*tokenizer, ids, options.json, options.special);
@@ -178,10 +102,11 @@ CommandRunner define_tokenize(CLI::App& command) {
   command.add_option("-m,--model", options->model, std::string(pick("GGUF model file", "GGUF モデルファイル")))
       ->required();
   command.add_option("text", options->text,
-                     std::string(pick("Text to tokenize (or ids with --decode); read from stdin when absent",
-                                      "トークン化するテキスト (--decode では ID)。省略時は標準入力から")));
+                     std::string(pick("Text to tokenize (or ids with --decode); \"-\" or absent: read stdin",
+                                      "トークン化するテキスト (--decode では ID)。\"-\" か省略時は標準入力から")));
   command.add_option("--file", options->file,
-                     std::string(pick("Read the text (or ids) from this file", "テキスト (または ID) をこのファイルから読む")))
+                     std::string(pick("Read the text (or ids) from this file (\"-\": stdin)",
+                                      "テキスト (または ID) をこのファイルから読む (\"-\" なら標準入力)")))
       ->excludes("text");
   command.add_flag("--bos", options->bos, std::string(pick("Put the BOS token first", "先頭に BOS トークンを付ける")));
   command.add_flag("--json", options->json, std::string(pick("Print JSON", "JSON で出力")));

@@ -1,4 +1,4 @@
-#include "koto/chat.h"
+#include "koto/chat_template.h"
 
 #include <algorithm>
 #include <cctype>
@@ -188,6 +188,15 @@ std::optional<ChatFamily> parse_chat_family(std::string_view name) {
   return std::nullopt;
 }
 
+std::string chat_family_names() {
+  std::string names;
+  for (const FamilyName& f : kFamilyNames) {
+    if (!names.empty()) names += ", ";
+    names += f.name;
+  }
+  return names;
+}
+
 ChatTemplate::ChatTemplate(ChatFamily family, std::string note) : family_(family), note_(std::move(note)) {}
 
 std::optional<ChatFamily> ChatTemplate::detect(std::string_view jinja) {
@@ -280,7 +289,7 @@ std::vector<TokenId> tokenize_prompt(const Tokenizer& tokenizer, std::span<const
     switch (s.kind) {
       case Kind::kText: run += s.text; break;
       case Kind::kSpecial:
-        if (std::optional<TokenId> id = tokenizer.find_piece(s.text)) {
+        if (std::optional<TokenId> id = tokenizer.find_special(s.text)) {
           flush();
           ids.push_back(*id);
         } else {
@@ -299,6 +308,19 @@ std::vector<TokenId> tokenize_prompt(const Tokenizer& tokenizer, std::span<const
   }
   flush();
   return ids;
+}
+
+ChatPrompt build_chat_prompt(const ChatTemplate& chat, const Tokenizer& tokenizer, std::string_view system,
+                             std::string_view user) {
+  while (!user.empty() && (user.back() == '\n' || user.back() == '\r')) user.remove_suffix(1);
+  std::vector<ChatMessage> messages;
+  if (!system.empty()) messages.push_back({"system", std::string(system)});
+  messages.push_back({"user", std::string(user)});
+  ChatPrompt prompt;
+  prompt.segments = chat.render(messages);
+  prompt.ids = tokenize_prompt(tokenizer, prompt.segments);
+  prompt.stop_strings = chat.stop_strings();
+  return prompt;
 }
 
 }  // namespace koto

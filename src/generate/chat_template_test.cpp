@@ -1,10 +1,10 @@
-#include "koto/chat.h"
+#include "koto/chat_template.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include "generate/fake_tokenizer.h"
+#include "fake_tokenizer.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
 #include "test_support.h"
@@ -168,6 +168,42 @@ TEST(ChatTemplate, Llama2PromptHasOneBosPerTurnAndNoInjectedEos) {
       "[INST] <<SYS>>\n簡潔に。\n<</SYS>>\n\n終わり</s><s>です [/INST]", false, false);
   expected.insert(expected.end(), text.begin(), text.end());
   EXPECT_EQ(ids, expected);
+}
+
+TEST(ChatTemplate, FamilyNamesComeFromOneTable) {
+  EXPECT_EQ(chat_family_names(), "llama2, chatml, llama3, gemma, mistral, plain");
+  for (ChatFamily family : {ChatFamily::kLlama2, ChatFamily::kChatML, ChatFamily::kLlama3, ChatFamily::kGemma,
+                            ChatFamily::kMistral, ChatFamily::kPlain}) {
+    EXPECT_EQ(parse_chat_family(chat_family_name(family)), family);
+  }
+  EXPECT_EQ(parse_chat_family("jinja"), std::nullopt);
+}
+
+// "[INST]" is a control token in no vocabulary here: a special segment that names an
+// ordinary piece stays text, and only control/user-defined tokens are taken as such.
+TEST(ChatTemplate, SpecialSegmentsResolveOnlyToSpecialTokens) {
+  testing::FakeTokenizer tokenizer({"<|im_start|>"});  // an ordinary word that reads like markup
+  const std::vector<PromptSegment> segments = {{PromptSegment::Kind::kSpecial, "<|im_start|>"},
+                                               {PromptSegment::Kind::kSpecial, "<ctl>"}};
+  const std::vector<TokenId> ids = tokenize_prompt(tokenizer, segments);
+  std::vector<TokenId> expected = {testing::FakeTokenizer::kBos};
+  for (unsigned char c : std::string("<|im_start|>")) expected.push_back(c);  // as text, byte by byte
+  expected.push_back(testing::FakeTokenizer::kControl);
+  EXPECT_EQ(ids, expected);
+}
+
+TEST(ChatTemplate, BuildChatPromptForOneQuestion) {
+  const GgufFile file = GgufFile::open(fixture_path("tokenizer/qwen2-bpe.gguf"));
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(file);
+  const ChatPrompt prompt =
+      build_chat_prompt(ChatTemplate(ChatFamily::kChatML), *tokenizer, "簡潔に。", "日本の首都は？\n\n");
+  EXPECT_EQ(render_text(prompt.segments),
+            "<|im_start|>system\n簡潔に。<|im_end|>\n<|im_start|>user\n日本の首都は？<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(prompt.ids, tokenize_prompt(*tokenizer, prompt.segments));
+  EXPECT_TRUE(prompt.stop_strings.empty());
+  const ChatPrompt plain = build_chat_prompt(ChatTemplate(ChatFamily::kPlain), *tokenizer, "", "こんにちは");
+  EXPECT_EQ(render_text(plain.segments), "User: こんにちは\nAssistant:");
+  EXPECT_EQ(plain.stop_strings, std::vector<std::string>{"\nUser:"});
 }
 
 TEST(ChatTemplate, PlainPromptGetsTheTokenizersDefaultBos) {

@@ -126,13 +126,14 @@ TokenId Sampler::sample(std::span<const float> logits) {
   }
   apply_penalties(candidates_);
 
-  if (options_.temperature <= 0.0f) {
+  auto argmax = [this] {
     const Candidate* best = &candidates_[0];
     for (const Candidate& c : candidates_) {
       if (higher(c.id, c.logit, best->id, best->logit)) best = &c;
     }
     return best->id;
-  }
+  };
+  if (options_.temperature <= 0.0f) return argmax();
 
   // top-k: keep the k best (unordered until something needs the order).
   if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < candidates_.size()) {
@@ -145,7 +146,9 @@ TokenId Sampler::sample(std::span<const float> logits) {
 
   float max_logit = -std::numeric_limits<float>::infinity();
   for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
-  if (!std::isfinite(max_logit)) return candidates_[0].id;  // everything -inf: nothing to weigh
+  // +inf: that token is certain; all -inf: nothing to weigh. Either way no weights can
+  // be computed, and after top-k the best is no longer necessarily first.
+  if (!std::isfinite(max_logit)) return argmax();
 
   // top-p on the temperature-1 distribution over the kept set.
   if (options_.top_p < 1.0f) candidates_.resize(std::max<size_t>(top_p_cut(max_logit), 1));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 #include <vector>
@@ -191,6 +192,30 @@ TEST(Sampler, PenaltyWindowForgetsOldTokens) {
   EXPECT_EQ(sampler.sample(std::vector<float>{2.0f, 1.0f}), 0);
   sampler.reset();
   EXPECT_EQ(sampler.sample(std::vector<float>{1.0f, 2.0f}), 1);
+}
+
+// An infinite logit is a certain token: after top-k reorders the candidates the sampler
+// must still pick it, never just the first candidate left.
+TEST(Sampler, PositiveInfinityAfterTopKIsChosen) {
+  for (int32_t top_k : {0, 2, 3}) {
+    SamplingOptions options = no_filters(1.0f, 3);
+    options.top_k = top_k;
+    Sampler sampler(options);
+    const float inf = std::numeric_limits<float>::infinity();
+    for (int draw = 0; draw < 20; ++draw) {
+      EXPECT_EQ(sampler.sample(std::vector<float>{1.0f, 2.0f, 0.5f, inf, 1.5f}), 3) << "top_k " << top_k;
+    }
+  }
+}
+
+TEST(Sampler, NegativePenaltiesFavourRepetition) {
+  SamplingOptions options = no_filters(0.0f, 1);
+  options.frequency_penalty = -0.5f;
+  options.presence_penalty = -0.25f;
+  Sampler sampler(options);
+  sampler.accept(1);
+  // Token 1: 2.0 + 0.5 + 0.25 = 2.75 beats token 0's 2.5.
+  EXPECT_EQ(sampler.sample(std::vector<float>{2.5f, 2.0f}), 1);
 }
 
 TEST(Sampler, RejectsOptionsThatCannotWork) {

@@ -21,8 +21,10 @@ std::string sanitize(std::string_view text) {
 
 }  // namespace
 
-TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings)
-    : tokenizer_(tokenizer), strip_leading_space_(tokenizer.strips_leading_space()) {
+TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings, LeadingSpace leading_space)
+    : tokenizer_(tokenizer),
+      strip_leading_space_(leading_space == LeadingSpace::kStrip ||
+                           (leading_space == LeadingSpace::kLikeDecode && tokenizer.strips_leading_space())) {
   for (std::string& stop : stop_strings) {
     if (!stop.empty()) stop_strings_.push_back(std::move(stop));
   }

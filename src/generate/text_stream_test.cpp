@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/utf8.h"
-#include "generate/fake_tokenizer.h"
+#include "fake_tokenizer.h"
 #include "koto/gguf.h"
 #include "test_support.h"
 
@@ -77,6 +77,22 @@ TEST(TextStream, DropsTheDummyPrefixSpaceOnlyAtTheStart) {
   FakeTokenizer keeps({" Once"}, /*strips_leading_space=*/false);
   TextStream plain(keeps);
   EXPECT_EQ(plain.push(FakeTokenizer::kFirstWord), " Once");
+}
+
+TEST(TextStream, LeadingSpaceOptionKeepsOrStripsTheFirstSpace) {
+  FakeTokenizer spm({" girl", " named"}, /*strips_leading_space=*/true);
+  // Continuing "there was a little": the space belongs to the text.
+  TextStream keep(spm, {}, LeadingSpace::kKeep);
+  EXPECT_EQ(keep.push(FakeTokenizer::kFirstWord), " girl");
+  EXPECT_EQ(keep.push(FakeTokenizer::kFirstWord + 1), " named");
+  EXPECT_EQ(keep.text(), " girl named");
+  // After chat markup the space is noise, whatever the tokenizer does.
+  FakeTokenizer bpe({" はい", " 元気"}, /*strips_leading_space=*/false);
+  TextStream strip(bpe, {}, LeadingSpace::kStrip);
+  EXPECT_EQ(strip.push(FakeTokenizer::kFirstWord), "はい");
+  EXPECT_EQ(strip.push(FakeTokenizer::kFirstWord + 1), " 元気");
+  TextStream like_decode(bpe, {}, LeadingSpace::kLikeDecode);
+  EXPECT_EQ(like_decode.push(FakeTokenizer::kFirstWord), " はい");
 }
 
 TEST(TextStream, StopStringSpanningTokensIsNeverPrinted) {

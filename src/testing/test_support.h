@@ -8,7 +8,16 @@
 #include <sstream>
 #include <string>
 
+#include "koto/i18n.h"
+
 namespace koto {
+
+// Unit tests check English messages unless they choose Japanese themselves (and set
+// English back afterwards), so the locale of the machine running them does not matter.
+inline const bool kTestsStartInEnglish = [] {
+  set_language(Language::kEnglish);
+  return true;
+}();
 
 // Absolute path of a file under the fixtures folder (CMake cache variable
 // KOTO_FIXTURES_DIR). A missing fixture fails the calling test; it never skips.

@@ -38,9 +38,8 @@ int char_byte(char32_t c) {
 }  // namespace
 
 BpeTokenizer::BpeTokenizer(const GgufFile& file)
-    : vocab_(file, /*scores_required=*/false),
+    : VocabTokenizer(file, /*scores_required=*/false, /*add_bos_default=*/false),
       pre_tokenizer_(file.get_string("tokenizer.ggml.pre", ""), file.path()) {
-  add_bos_ = file.get_bool("tokenizer.ggml.add_bos_token", false);
   byte_chars_ = make_byte_chars();
   for (size_t b = 0; b < 256; ++b) {
     std::string character;
@@ -140,27 +139,8 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out)
   }
 }
 
-std::string_view BpeTokenizer::piece(TokenId id) const {
-  vocab_.check_id(id);
-  return vocab_.piece(id);
-}
-
-bool BpeTokenizer::is_control(TokenId id) const {
-  return vocab_.contains(id) && vocab_.type(id) == TokenType::kControl;
-}
-
-std::string BpeTokenizer::token_bytes(TokenId id, bool show_special) const {
-  vocab_.check_id(id);
+std::string BpeTokenizer::ordinary_bytes(TokenId id) const {
   const std::string_view piece = vocab_.piece(id);
-  switch (vocab_.type(id)) {
-    case TokenType::kControl:
-      return show_special ? std::string(piece) : std::string();
-    case TokenType::kUserDefined:  // added tokens are stored as plain text
-    case TokenType::kUnknown:
-      return std::string(piece);
-    default:
-      break;
-  }
   std::string bytes;
   bytes.reserve(piece.size());
   for (size_t pos = 0; pos < piece.size();) {
@@ -174,12 +154,6 @@ std::string BpeTokenizer::token_bytes(TokenId id, bool show_special) const {
     }
   }
   return bytes;
-}
-
-std::string BpeTokenizer::decode(std::span<const TokenId> ids, bool show_special) const {
-  std::string text;
-  for (TokenId id : ids) text += token_bytes(id, show_special);
-  return text;
 }
 
 }  // namespace koto

@@ -15,36 +15,25 @@
 #include <string>
 #include <unordered_map>
 
-#include "koto/tokenizer.h"
 #include "tokenizer/pre_tokenizer.h"
-#include "tokenizer/vocab.h"
+#include "tokenizer/vocab_tokenizer.h"
 
 namespace koto {
 
-class BpeTokenizer final : public Tokenizer {
+class BpeTokenizer final : public VocabTokenizer {
  public:
   // Throws koto::Error: kCorruptFile for an inconsistent vocabulary or merge list,
   // kUnsupported for an unknown tokenizer.ggml.pre.
   explicit BpeTokenizer(const GgufFile& file);
 
   std::vector<TokenId> encode(std::string_view text, bool add_bos, bool parse_special) const override;
-  std::string token_bytes(TokenId id, bool show_special = false) const override;
-  std::string decode(std::span<const TokenId> ids, bool show_special = false) const override;
   bool strips_leading_space() const override { return false; }
-
-  int32_t vocab_size() const override { return vocab_.size(); }
-  std::string_view piece(TokenId id) const override;
-  std::optional<TokenId> find_piece(std::string_view piece) const override { return vocab_.find(piece); }
-  bool is_control(TokenId id) const override;
-  bool is_end_of_generation(TokenId id) const override { return vocab_.is_end_of_generation(id); }
-
-  std::optional<TokenId> bos() const override { return vocab_.bos(); }
-  std::optional<TokenId> eos() const override { return vocab_.eos(); }
-  bool add_bos_by_default() const override { return add_bos_; }
   std::string_view model_name() const override { return "gpt2"; }
   std::string_view pre_tokenizer() const override { return pre_tokenizer_.name(); }
 
  private:
+  // Each GPT-2 byte character becomes its byte; other characters are kept as they are.
+  std::string ordinary_bytes(TokenId id) const override;
   struct Merge {
     int32_t rank;    // index in tokenizer.ggml.merges
     TokenId result;  // the merged token
@@ -56,9 +45,7 @@ class BpeTokenizer final : public Tokenizer {
   // Appends the tokens of one pre-tokenizer piece.
   void encode_word(std::string_view word, std::vector<TokenId>& out) const;
 
-  Vocab vocab_;
   PreTokenizer pre_tokenizer_;
-  bool add_bos_ = false;
   std::unordered_map<uint64_t, Merge> merges_;  // pair_key(left, right) -> merge
   std::array<TokenId, 256> byte_tokens_{};      // token of each byte's character, -1 when absent
   std::array<char32_t, 256> byte_chars_{};      // the character standing for each byte

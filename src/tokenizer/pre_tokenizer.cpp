@@ -1,6 +1,7 @@
 #include "tokenizer/pre_tokenizer.h"
 
 #include <algorithm>
+#include <array>
 
 #include <unicode/regex.h>
 #include <unicode/utext.h>
@@ -38,7 +39,21 @@ constexpr Known kKnown[] = {
     {"gpt-2", "default", kGpt2Regex},
     {"", "default", kGpt2Regex},
 };
-constexpr std::string_view kSupportedNames[] = {"qwen2", "llama-bpe", "llama3", "default", "gpt2", "gpt-2"};
+// The names a file may give, for messages: every row of kKnown but the empty name (an
+// absent tokenizer.ggml.pre), in table order.
+constexpr size_t count_named() {
+  size_t n = 0;
+  for (const Known& k : kKnown) n += k.name.empty() ? 0 : 1;
+  return n;
+}
+constexpr std::array<std::string_view, count_named()> kSupportedNames = [] {
+  std::array<std::string_view, count_named()> names{};
+  size_t i = 0;
+  for (const Known& k : kKnown) {
+    if (!k.name.empty()) names[i++] = k.name;
+  }
+  return names;
+}();
 
 }  // namespace
 

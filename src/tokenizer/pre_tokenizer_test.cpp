@@ -43,6 +43,13 @@ TEST(PreTokenizerForBpeTokenizer, CoversInvalidUtf8) {
   EXPECT_EQ(joined, text);
 }
 
+TEST(PreTokenizerForBpeTokenizer, SupportedNamesAreTheTableRowsAndAllWork) {
+  const std::span<const std::string_view> names = PreTokenizer::supported_names();
+  EXPECT_EQ(std::vector<std::string_view>(names.begin(), names.end()),
+            (std::vector<std::string_view>{"qwen2", "llama-bpe", "llama3", "default", "gpt2", "gpt-2"}));
+  for (std::string_view name : names) EXPECT_NO_THROW(PreTokenizer(name, "test.gguf")) << name;
+}
+
 TEST(PreTokenizerForBpeTokenizer, UnknownNameIsUnsupported) {
   try {
     PreTokenizer pre("deepseek-coder", "model.gguf");

@@ -27,9 +27,9 @@ int parse_byte_piece(std::string_view piece) {
 
 }  // namespace
 
-SpmTokenizer::SpmTokenizer(const GgufFile& file) : vocab_(file, /*scores_required=*/true) {
+SpmTokenizer::SpmTokenizer(const GgufFile& file)
+    : VocabTokenizer(file, /*scores_required=*/true, /*add_bos_default=*/true) {
   add_space_prefix_ = file.get_bool("tokenizer.ggml.add_space_prefix", true);
-  add_bos_ = file.get_bool("tokenizer.ggml.add_bos_token", true);
   byte_tokens_.fill(-1);
   byte_value_.assign(static_cast<size_t>(vocab_.size()), -1);
   for (TokenId id = 0; id < vocab_.size(); ++id) {
@@ -130,29 +130,9 @@ void SpmTokenizer::encode_text(std::string_view raw, std::vector<TokenId>& out) 
   }
 }
 
-std::string_view SpmTokenizer::piece(TokenId id) const {
-  vocab_.check_id(id);
-  return vocab_.piece(id);
-}
-
-bool SpmTokenizer::is_control(TokenId id) const {
-  return vocab_.contains(id) && vocab_.type(id) == TokenType::kControl;
-}
-
-std::string SpmTokenizer::token_bytes(TokenId id, bool show_special) const {
-  vocab_.check_id(id);
+std::string SpmTokenizer::ordinary_bytes(TokenId id) const {
+  if (vocab_.type(id) == TokenType::kByte) return std::string(1, static_cast<char>(byte_value_[static_cast<size_t>(id)]));
   const std::string_view piece = vocab_.piece(id);
-  switch (vocab_.type(id)) {
-    case TokenType::kControl:
-      return show_special ? std::string(piece) : std::string();
-    case TokenType::kByte:
-      return std::string(1, static_cast<char>(byte_value_[static_cast<size_t>(id)]));
-    case TokenType::kUserDefined:
-    case TokenType::kUnknown:
-      return std::string(piece);
-    default:
-      break;
-  }
   std::string bytes;
   bytes.reserve(piece.size());
   for (size_t pos = 0; pos < piece.size();) {
@@ -164,13 +144,6 @@ std::string SpmTokenizer::token_bytes(TokenId id, bool show_special) const {
     }
   }
   return bytes;
-}
-
-std::string SpmTokenizer::decode(std::span<const TokenId> ids, bool show_special) const {
-  std::string text;
-  for (TokenId id : ids) text += token_bytes(id, show_special);
-  if (add_space_prefix_ && !text.empty() && text[0] == ' ') text.erase(0, 1);
-  return text;
 }
 
 }  // namespace koto

@@ -4,90 +4,45 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <functional>
 
 #include "koto/error.h"
 #include "koto/gguf.h"
+#include "koto/gguf_writer.h"
 
 namespace koto {
 namespace {
 
-// Writes GGUF v3 bytes with metadata only (no tensors).
-class GgufBytes {
+// A metadata-only GGUF file built with koto::GgufWriter, chainable so a test can damage
+// one key of a good vocabulary (setting a key again replaces its value in place).
+class TinyGguf {
  public:
-  GgufBytes& str(std::string_view key, std::string_view value) {
-    return add(key, 8, [=](std::string& out) { put_string(out, value); });
+  TinyGguf& str(std::string_view key, std::string_view value) { return set(key, GgufMetaValue::string(std::string(value))); }
+  TinyGguf& u32(std::string_view key, uint32_t value) { return set(key, GgufMetaValue::u32(value)); }
+  TinyGguf& boolean(std::string_view key, bool value) { return set(key, GgufMetaValue::boolean(value)); }
+  TinyGguf& strings(std::string_view key, std::vector<std::string> values) {
+    return set(key, GgufMetaValue::string_array(std::move(values)));
   }
-  GgufBytes& u32(std::string_view key, uint32_t value) {
-    return add(key, 4, [=](std::string& out) { put(out, value); });
+  TinyGguf& f32s(std::string_view key, const std::vector<float>& values) {
+    return set(key, GgufMetaValue::array<float>(values));
   }
-  GgufBytes& boolean(std::string_view key, bool value) {
-    return add(key, 7, [=](std::string& out) { put(out, static_cast<uint8_t>(value)); });
+  TinyGguf& i32s(std::string_view key, const std::vector<int32_t>& values) {
+    return set(key, GgufMetaValue::array<int32_t>(values));
   }
-  GgufBytes& strings(std::string_view key, std::vector<std::string> values) {
-    return add(key, 9, [=](std::string& out) {
-      put(out, uint32_t{8});
-      put(out, static_cast<uint64_t>(values.size()));
-      for (const std::string& v : values) put_string(out, v);
-    });
-  }
-  GgufBytes& f32s(std::string_view key, std::vector<float> values) { return numbers(key, 6, values); }
-  GgufBytes& i32s(std::string_view key, std::vector<int32_t> values) { return numbers(key, 5, values); }
-
-  std::string bytes() const {
-    std::string out = "GGUF";
-    put(out, uint32_t{3});
-    put(out, uint64_t{0});
-    put(out, static_cast<uint64_t>(entries_.size()));
-    for (const auto& [key, write] : entries_) write(out);
-    while (out.size() % 32 != 0) out += '\0';
-    return out;
-  }
+  std::string bytes() const { return writer_.write_to_string(); }
 
  private:
-  template <typename T>
-  static void put(std::string& out, T value) {
-    char raw[sizeof(T)];
-    std::memcpy(raw, &value, sizeof(T));
-    out.append(raw, sizeof(T));
-  }
-  static void put_string(std::string& out, std::string_view s) {
-    put(out, static_cast<uint64_t>(s.size()));
-    out.append(s);
-  }
-  template <typename T>
-  GgufBytes& numbers(std::string_view key, uint32_t type, std::vector<T> values) {
-    return add(key, 9, [=](std::string& out) {
-      put(out, type);
-      put(out, static_cast<uint64_t>(values.size()));
-      for (T v : values) put(out, v);
-    });
-  }
-  // A key given again replaces its earlier value (tests damage one key of a good file).
-  GgufBytes& add(std::string_view key, uint32_t type, std::function<void(std::string&)> value) {
-    auto write = [key = std::string(key), type, value](std::string& out) {
-      put_string(out, key);
-      put(out, type);
-      value(out);
-    };
-    for (auto& entry : entries_) {
-      if (entry.first == key) {
-        entry.second = write;
-        return *this;
-      }
-    }
-    entries_.emplace_back(std::string(key), write);
+  TinyGguf& set(std::string_view key, GgufMetaValue value) {
+    writer_.set(key, std::move(value));
     return *this;
   }
-  std::vector<std::pair<std::string, std::function<void(std::string&)>>> entries_;
+  GgufWriter writer_;
 };
 
 const std::string kMark = "\xE2\x96\x81";  // U+2581
 
 // <unk> <s> </s> <0x0A> ▁ a b c ab bc ▁a
-GgufBytes tiny_spm() {
-  GgufBytes g;
+TinyGguf tiny_spm() {
+  TinyGguf g;
   g.str("tokenizer.ggml.model", "llama")
       .strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "<0x0A>", kMark, "a", "b", "c", "ab", "bc", kMark + "a"})
       .f32s("tokenizer.ggml.scores", {0, 0, 0, 0, -10, -10, -10, -10, -1, -0.5f, -3})
@@ -99,8 +54,8 @@ GgufBytes tiny_spm() {
 }
 
 // Byte characters a b c Ġ (space) and merges a+b, ab+c, Ġ+a.
-GgufBytes tiny_bpe(std::string_view pre = "qwen2") {
-  GgufBytes g;
+TinyGguf tiny_bpe(std::string_view pre = "qwen2") {
+  TinyGguf g;
   g.str("tokenizer.ggml.model", "gpt2")
       .str("tokenizer.ggml.pre", pre)
       .strings("tokenizer.ggml.tokens", {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0" "a", "<|end|>"})
@@ -184,13 +139,13 @@ TEST(TinyVocabTokenizer, RejectsInconsistentVocabularies) {
                {"tokenizer.ggml.merges[1]", "abc"});
   expect_error(tiny_bpe().str("tokenizer.ggml.merges", "a b").bytes(), ErrorCode::kCorruptFile,
                {"tokenizer.ggml.merges"});
-  GgufBytes no_scores;
+  TinyGguf no_scores;
   no_scores.str("tokenizer.ggml.model", "llama").strings("tokenizer.ggml.tokens", {"a"});
   expect_error(no_scores.bytes(), ErrorCode::kCorruptFile, {"tokenizer.ggml.scores"});
-  GgufBytes no_tokens;
+  TinyGguf no_tokens;
   no_tokens.str("tokenizer.ggml.model", "gpt2");
   expect_error(no_tokens.bytes(), ErrorCode::kCorruptFile, {"tokenizer.ggml.tokens"});
-  GgufBytes bad_byte_piece = tiny_spm();
+  TinyGguf bad_byte_piece = tiny_spm();
   bad_byte_piece.i32s("tokenizer.ggml.token_type", {2, 3, 3, 6, 1, 1, 1, 1, 1, 1, 6});
   expect_error(bad_byte_piece.bytes(), ErrorCode::kCorruptFile, {"tokenizer.ggml.tokens[10]"});
 }
@@ -199,7 +154,7 @@ TEST(TinyVocabTokenizer, NamesWhatIsUnsupported) {
   expect_error(tiny_spm().str("tokenizer.ggml.model", "bert").bytes(), ErrorCode::kUnsupported,
                {"tiny.gguf", "bert", "llama", "gpt2"});
   expect_error(tiny_bpe("deepseek-llm").bytes(), ErrorCode::kUnsupported, {"tiny.gguf", "deepseek-llm", "qwen2"});
-  GgufBytes none;
+  TinyGguf none;
   none.str("general.architecture", "llama");
   expect_error(none.bytes(), ErrorCode::kNotFound, {"tiny.gguf", "tokenizer.ggml.model"});
 }

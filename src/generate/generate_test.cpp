@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "base/utf8.h"
-#include "generate/fake_tokenizer.h"
+#include "fake_tokenizer.h"
 #include "koto/error.h"
 #include "koto/model.h"
 #include "test_support.h"
@@ -194,22 +194,44 @@ TEST(Generator, RefusesAPromptThatLeavesNoRoom) {
   EXPECT_THROW(generate(session, tokenizer, std::vector<TokenId>{}, greedy(10)), Error);
 }
 
+TEST(Generator, KeepsTheLeadingSpaceWhenContinuingText) {
+  FakeTokenizer tokenizer({" girl", " named"}, /*strips_leading_space=*/true);
+  const std::vector<TokenId> script = {kWord, kWord + 1};
+  {  // a raw prompt with text: the answer continues it
+    ScriptedSession session(tokenizer.vocab_size(), script);
+    session.set_prompt_size(3);
+    const std::vector<TokenId> prompt = {FakeTokenizer::kBos, 'a', ' '};
+    EXPECT_EQ(generate(session, tokenizer, prompt, greedy(2)).text, " girl named");
+  }
+  {  // BOS only: the answer starts the text, as decode() would print it
+    ScriptedSession session(tokenizer.vocab_size(), script);
+    session.set_prompt_size(1);
+    const std::vector<TokenId> prompt = {FakeTokenizer::kBos};
+    EXPECT_EQ(generate(session, tokenizer, prompt, greedy(2)).text, "girl named");
+  }
+  {  // chat: stripped on request even after text
+    ScriptedSession session(tokenizer.vocab_size(), script);
+    session.set_prompt_size(3);
+    const std::vector<TokenId> prompt = {FakeTokenizer::kBos, 'a', ' '};
+    GenerateOptions options = greedy(2);
+    options.leading_space = LeadingSpace::kStrip;
+    EXPECT_EQ(generate(session, tokenizer, prompt, options).text, "girl named");
+  }
+}
+
 // The real tiny model: greedy decoding from BOS must give the published story.
 class GeneratorOnStories : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { model_ = Model::load(fixture_path("models/stories260K.gguf")).release(); }
-  static void TearDownTestSuite() {
-    delete model_;
-    model_ = nullptr;
-  }
+  static void SetUpTestSuite() { model_ = Model::load(fixture_path("models/stories260K.gguf")); }
+  static void TearDownTestSuite() { model_.reset(); }
   GenerateResult run(const GenerateOptions& options) {
     const std::unique_ptr<Session> session = model_->new_session();
     const std::vector<TokenId> prompt = {*model_->tokenizer().bos()};
     return generate(*session, model_->tokenizer(), prompt, options);
   }
-  static Model* model_;
+  static std::unique_ptr<Model> model_;
 };
-Model* GeneratorOnStories::model_ = nullptr;
+std::unique_ptr<Model> GeneratorOnStories::model_;
 
 TEST_F(GeneratorOnStories, Greedy200TokensAreTheKnownStory) {
   std::string streamed;
@@ -226,6 +248,17 @@ TEST_F(GeneratorOnStories, Greedy200TokensAreTheKnownStory) {
   EXPECT_EQ(result.stop_reason, StopReason::kMaxTokens);
   EXPECT_EQ(result.stats.generated_tokens, 200);
   EXPECT_EQ(result.stats.output_chars, 464u);
+}
+
+// A raw continuation keeps the space SentencePiece puts before the next word: the
+// story goes on "there was a little" + " girl named Lily.", as in the greedy story.
+TEST_F(GeneratorOnStories, RawContinuationKeepsTheSpaceBeforeTheFirstWord) {
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const std::unique_ptr<Session> session = model_->new_session();
+  const std::vector<TokenId> prompt =
+      tokenizer.encode("Once upon a time there was a little", /*add_bos=*/true, /*parse_special=*/false);
+  const GenerateResult result = generate(*session, tokenizer, prompt, greedy(6));
+  EXPECT_EQ(result.text, " girl named Lily.");
 }
 
 TEST_F(GeneratorOnStories, SameSeedSameTextAndOtherSeedsDiffer) {

@@ -46,6 +46,8 @@ enum class ChatFamily { kLlama2, kChatML, kLlama3, kGemma, kMistral, kPlain };
 std::string_view chat_family_name(ChatFamily family);
 // The inverse of chat_family_name; nullopt for an unknown name.
 std::optional<ChatFamily> parse_chat_family(std::string_view name);
+// Every family's name, comma-separated: "llama2, chatml, llama3, gemma, mistral, plain".
+std::string chat_family_names();
 
 struct ChatMessage {
   std::string role;     // "system" (only as the first message), "user" or "assistant"
@@ -55,8 +57,9 @@ struct ChatMessage {
 struct PromptSegment {
   enum class Kind {
     kText,     // tokenized with parse_special = false
-    kSpecial,  // one special token, by its text ("<|im_start|>"); plain text if the
-               // vocabulary has no such piece
+    kSpecial,  // one special token, by its text ("<|im_start|>"): the control or
+               // user-defined token of that text (Tokenizer::find_special); plain text
+               // when the vocabulary has none, even if an ordinary piece reads so
     kBos,      // the tokenizer's BOS id (text is the family's spelling, for display)
     kEos,      // the tokenizer's EOS id
   };
@@ -105,5 +108,19 @@ std::string render_text(std::span<const PromptSegment> segments);
 // Token ids for the segments. BOS is added first when the segments do not start with
 // kBos and the tokenizer adds BOS by default.
 std::vector<TokenId> tokenize_prompt(const Tokenizer& tokenizer, std::span<const PromptSegment> segments);
+
+// A one-question conversation, ready to generate from.
+struct ChatPrompt {
+  std::vector<PromptSegment> segments;    // for showing the prompt (render_text)
+  std::vector<TokenId> ids;               // tokenize_prompt(segments)
+  std::vector<std::string> stop_strings;  // the template's (ChatTemplate::stop_strings)
+};
+
+// The conversation [system (omitted when empty), user] in `chat`'s format, with the
+// opening of the assistant's turn. Trailing line breaks of `user` are dropped (a
+// prompt read from a file or stdin usually ends with one). Generate the answer with
+// GenerateOptions::leading_space = LeadingSpace::kStrip.
+ChatPrompt build_chat_prompt(const ChatTemplate& chat, const Tokenizer& tokenizer, std::string_view system,
+                             std::string_view user);
 
 }  // namespace koto

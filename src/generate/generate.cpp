@@ -18,6 +18,17 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 bool cancelled(const std::atomic<bool>* flag) { return flag != nullptr && flag->load(std::memory_order_relaxed); }
 
+// See GenerateOptions::leading_space. session.n_past() > 0 means earlier text exists.
+LeadingSpace leading_space_for(const Session& session, const Tokenizer& tokenizer, std::span<const TokenId> prompt,
+                               const GenerateOptions& options) {
+  if (options.leading_space) return *options.leading_space;
+  if (session.n_past() > 0) return LeadingSpace::kKeep;
+  for (TokenId id : prompt) {
+    if (!tokenizer.is_control(id)) return LeadingSpace::kKeep;
+  }
+  return LeadingSpace::kLikeDecode;
+}
+
 }  // namespace
 
 std::string_view stop_reason_name(StopReason reason) {
@@ -50,7 +61,7 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
 
   Sampler sampler(options.sampling);
   std::vector<std::string> stops = options.stop_strings;
-  TextStream stream(tokenizer, std::move(stops));
+  TextStream stream(tokenizer, std::move(stops), leading_space_for(session, tokenizer, prompt, options));
   GenerateResult result;
   RunStats& stats = result.stats;
   stats.seed = sampler.seed();

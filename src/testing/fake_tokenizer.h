@@ -46,6 +46,12 @@ class FakeTokenizer : public Tokenizer {
     }
     return std::nullopt;
   }
+  std::optional<TokenId> find_special(std::string_view text) const override {
+    if (text == "<s>") return kBos;
+    if (text == "</s>") return kEos;
+    if (text == "<ctl>") return kControl;
+    return std::nullopt;
+  }
   bool is_control(TokenId id) const override { return id >= kBos && id <= kControl; }
   bool is_end_of_generation(TokenId id) const override { return id == kEos; }
   std::optional<TokenId> bos() const override { return kBos; }
