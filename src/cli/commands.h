@@ -31,5 +31,8 @@ CommandRunner define_info(CLI::App& command);
 CommandRunner define_tokenize(CLI::App& command);
 CommandRunner define_run(CLI::App& command);
 CommandRunner define_logits(CLI::App& command);
+CommandRunner define_synth(CLI::App& command);
+CommandRunner define_quantize(CLI::App& command);
+CommandRunner define_bench(CLI::App& command);
 
 }  // namespace koto::cli

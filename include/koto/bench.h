@@ -1,0 +1,117 @@
+// Measuring the engine's speed on one model (`koto bench`): load time, prompt
+// processing, token generation, time to first token, peak memory, and how close token
+// generation comes to the machine's memory-bandwidth limit.
+//
+// What is measured (each timed phase: one warm-up, then `repetitions` runs, reported
+// as mean ± sample standard deviation):
+//   load   Model::load (mapping, checks, norms, tokenizer), the model released in between;
+//   pp     one prefill of n_prompt random valid token ids in a fresh context: n_prompt / s;
+//   ttft   the same prefill plus choosing the first token (argmax of the last logits):
+//          what `koto run` calls time to first token, load excluded;
+//   tg     n_gen sequential single-token evaluations after a 4-token prompt: n_gen / s.
+// Then, once, the machine's read bandwidth: every thread of the same count streams its
+// share of a buffer of bandwidth_bytes (default 1 GiB, far above the 260 MB L3 here),
+// best of 5 passes. tg's share of the bandwidth roofline is
+//   (weight bytes read per token × tg tokens/s) / bandwidth,
+// where weight bytes per token = every matrix's bytes, except that token_embd counts
+// one row unless it is also the output matrix (tied), when it counts once in full.
+// KV-cache reads are left out (small at these lengths). Peak RSS is read before the
+// bandwidth buffer is allocated, and compared with file size + session_bytes(n_ctx).
+//
+// Token ids are random (seeded), so no tokenizer work is involved. run_bench is not
+// thread-safe with respect to the process: it uses all the threads it is given.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace koto {
+
+struct BenchOptions {
+  std::string model_path;
+  int n_prompt = 512;     // pp and ttft prompt length (0: skip pp/ttft)
+  int n_gen = 128;        // tg tokens (0: skip tg)
+  int repetitions = 5;    // timed runs after one warm-up, >= 1
+  int threads = 0;        // 0: one per physical core
+  uint64_t seed = 1;      // for the token ids
+  uint64_t bandwidth_bytes = 1ull << 30;  // 0: skip the bandwidth measurement
+  // Short progress notes ("pp 2/5") for a front end to show; may be empty.
+  std::function<void(const std::string&)> progress;
+};
+
+struct BenchStat {
+  std::vector<double> samples;
+  double mean = 0.0;
+  double sd = 0.0;  // sample standard deviation (0 for one sample)
+  static BenchStat of(std::vector<double> samples);
+};
+
+struct BenchMachine {
+  std::string cpu_model;       // /proc/cpuinfo "model name"
+  int logical_cpus = 0;        // CPUs this process may use
+  int physical_cores = 0;
+  uint64_t memory_bytes = 0;   // MemTotal
+  uint64_t l3_cache_bytes = 0; // last-level cache of CPU 0 (sysfs); 0 when unknown
+  std::string isa;             // active kernels: avx512, avx2, generic
+};
+
+struct BenchModel {
+  std::string path;
+  std::string name;            // general.name
+  std::string architecture;
+  std::string shape;           // koto.synth.shape for synthetic models, else ""
+  std::string file_type;       // general.file_type as a name ("Q4_K_M"), else the main tensor type
+  std::string tensor_types;    // "Q4_K 193, Q6_K 33, F32 65"
+  uint64_t file_bytes = 0;
+  int64_t n_params = 0;
+  int32_t n_vocab = 0;
+  int32_t n_layer = 0;
+  int32_t n_embd = 0;
+  uint64_t weight_bytes_per_token = 0;
+  bool tied_output = false;
+};
+
+struct BenchResult {
+  std::string timestamp;       // UTC, ISO 8601
+  std::string koto_version;
+  std::string git_commit;      // from the build ("unknown" outside a git checkout)
+  BenchMachine machine;
+  BenchModel model;
+  int threads = 0;
+  int n_prompt = 0;
+  int n_gen = 0;
+  int repetitions = 0;
+  int32_t n_ctx = 0;           // context of the sessions
+  double load_first_seconds = 0.0;  // the warm-up load (cold when the file is not cached)
+  BenchStat load_seconds;
+  BenchStat pp_tokens_per_second;
+  BenchStat ttft_seconds;
+  BenchStat tg_tokens_per_second;
+  double bandwidth_gb_per_second = 0.0;   // 1e9 bytes/s; 0 when skipped
+  double tg_roofline_percent = 0.0;       // 0 when skipped
+  uint64_t peak_rss_bytes = 0;
+  uint64_t session_bytes = 0;             // KV cache + scratch for n_ctx
+};
+
+// Runs the measurements. Throws what Model::load and Session::eval throw, and
+// kInvalidArgument for repetitions < 1 or negative lengths.
+BenchResult run_bench(const BenchOptions& options);
+
+// Multi-threaded streaming read of a buffer of `bytes` (touched first), best of
+// `passes`, in 1e9 bytes per second.
+double measure_read_bandwidth(uint64_t bytes, int threads, int passes = 5);
+
+BenchMachine describe_machine();
+
+// Output formats. The table is in the current language; the others use English keys.
+std::string bench_table(const BenchResult& result);
+std::string bench_json(const BenchResult& result);   // one pretty-printed object
+std::string bench_csv(const BenchResult& result);    // a header line and one row
+std::string bench_markdown(const BenchResult& result);
+// A file name for the results folder: "<date>T<time>_<model>_t<threads>.json".
+std::string bench_result_file_name(const BenchResult& result);
+
+}  // namespace koto

@@ -1,0 +1,89 @@
+#include "koto/bench.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "koto/gguf.h"
+#include "test_support.h"
+
+namespace koto {
+namespace {
+
+TEST(Bench, MeasuresStories260KWithSaneValues) {
+  BenchOptions options;
+  options.model_path = fixture_path("models/stories260K.gguf");
+  options.n_prompt = 16;
+  options.n_gen = 8;
+  options.repetitions = 2;
+  options.threads = 1;
+  options.bandwidth_bytes = 64 << 20;
+  int notes = 0;
+  options.progress = [&notes](const std::string&) { ++notes; };
+  const BenchResult r = run_bench(options);
+
+  EXPECT_GT(notes, 4);
+  EXPECT_EQ(r.threads, 1);
+  EXPECT_EQ(r.n_prompt, 16);
+  EXPECT_EQ(r.n_gen, 8);
+  EXPECT_EQ(r.n_ctx, 17);
+  for (const BenchStat* s : {&r.load_seconds, &r.pp_tokens_per_second, &r.ttft_seconds, &r.tg_tokens_per_second}) {
+    ASSERT_EQ(s->samples.size(), 2u);
+    EXPECT_GT(s->mean, 0.0);
+    EXPECT_GE(s->sd, 0.0);
+  }
+  EXPECT_GT(r.bandwidth_gb_per_second, 0.0);
+  EXPECT_GT(r.tg_roofline_percent, 0.0);
+  EXPECT_GT(r.peak_rss_bytes, 0u);
+
+  // Model facts: stories260K has its own output.weight, so token_embd counts one row.
+  EXPECT_EQ(r.model.architecture, "llama");
+  EXPECT_EQ(r.model.n_params, 292800);
+  EXPECT_EQ(r.model.n_vocab, 512);
+  EXPECT_FALSE(r.model.tied_output);
+  const GgufFile file = GgufFile::open(options.model_path);
+  uint64_t expected = 0;
+  for (const GgufTensor& t : file.tensors()) {
+    if (t.shape.size() < 2) continue;
+    expected += t.name == "token_embd.weight" ? t.n_bytes / t.rows() : t.n_bytes;
+  }
+  EXPECT_EQ(r.model.weight_bytes_per_token, expected);
+  EXPECT_EQ(r.model.file_bytes, 1185376u);
+  EXPECT_EQ(r.model.file_type, "F32");
+  EXPECT_GT(r.session_bytes, 0u);
+
+  const nlohmann::json j = nlohmann::json::parse(bench_json(r));
+  EXPECT_EQ(j["model"]["n_params"], 292800);
+  EXPECT_EQ(j["n_prompt"], 16);
+  EXPECT_EQ(j["tg_tokens_per_s"]["samples"].size(), 2u);
+  EXPECT_GT(j["pp_tokens_per_s"]["mean"].get<double>(), 0.0);
+  EXPECT_FALSE(j["git_commit"].get<std::string>().empty());
+  EXPECT_FALSE(j["machine"]["cpu_model"].get<std::string>().empty());
+  EXPECT_EQ(j["file_plus_session_bytes"], r.model.file_bytes + r.session_bytes);
+
+  const std::string csv = bench_csv(r);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2);
+  const std::string header = csv.substr(0, csv.find('\n'));
+  const std::string row = csv.substr(csv.find('\n') + 1);
+  EXPECT_EQ(std::count(header.begin(), header.end(), ','), std::count(row.begin(), row.end(), ','));
+  EXPECT_NE(bench_markdown(r).find("| stories260K.gguf |"), std::string::npos);
+  EXPECT_NE(bench_table(r).find("pp16"), std::string::npos);
+  EXPECT_NE(bench_result_file_name(r).find("stories260K_t1.json"), std::string::npos);
+}
+
+TEST(Bench, StatisticsAreMeanAndSampleSd) {
+  const BenchStat s = BenchStat::of({1.0, 2.0, 3.0, 4.0});
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_NEAR(s.sd, 1.2909944, 1e-6);
+  EXPECT_EQ(BenchStat::of({5.0}).sd, 0.0);
+}
+
+TEST(Bench, RefusesZeroRepetitions) {
+  BenchOptions options;
+  options.model_path = fixture_path("models/stories260K.gguf");
+  options.repetitions = 0;
+  EXPECT_THROW(run_bench(options), std::exception);
+}
+
+}  // namespace
+}  // namespace koto
