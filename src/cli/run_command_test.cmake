@@ -100,6 +100,25 @@ elseif(CASE STREQUAL "context_too_big")
   string(REGEX MATCH "-c [0-9]+" suggestion "${err}")
   expect("no smaller -c suggested: ${err}" suggestion)
 
+elseif(CASE STREQUAL "interrupted")
+  # Ctrl-C in the middle of an answer: generation stops between tokens, the statistics so far
+  # are printed, and the exit code is 130. A model of real shape (0.5B, random weights) runs
+  # slowly enough that the signal, sent after 4 s, lands while it is still generating (its
+  # 4096-token context would take far longer to fill).
+  set(slow_model "${WORK_DIR}/koto_run_interrupted.gguf")
+  execute_process(COMMAND "${KOTO}" synth --shape qwen2.5-0.5b --type Q4_0 -o "${slow_model}"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("synth failed (${rc}): ${err}" rc EQUAL 0)
+  execute_process(COMMAND timeout --preserve-status -s INT 4 "${KOTO}" run -m "${slow_model}" --raw -c 4096 -n -1
+                          --seed 1 "a"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  file(REMOVE "${slow_model}")
+  expect("exit code ${rc} (want 130), stderr: ${err}" rc EQUAL 130)
+  string(FIND "${err}" "interrupted" said_interrupted)
+  expect("no 'interrupted' message: ${err}" said_interrupted GREATER -1)
+  string(REGEX MATCH "stopped by: +cancelled" stats_printed "${err}")
+  expect("no statistics with stop reason 'cancelled': ${err}" stats_printed)
+
 else()
   message(FATAL_ERROR "unknown CASE ${CASE}")
 endif()
