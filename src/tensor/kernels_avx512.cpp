@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "koto/tensor_type.h"
 #include "tensor/kernel_table.h"
@@ -14,6 +15,7 @@
 
 // Helpers are forced inline into the row loops: accumulators must stay in registers,
 // and GCC 12 miscompiled Q2_K (result 0) when a step helper was left out of line.
+
 #define KOTO_KERNEL_INLINE [[gnu::always_inline]] inline
 
 namespace koto::kernels {
@@ -91,13 +93,121 @@ float dot_plain(const void* row, const float* x, int64_t n) {
       _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]), _mm512_add_ps(sum[2], sum[3])));
 }
 
+// ---- plain float rows, matvec: four rows at a time sharing the loads of x ----
+//
+// 32 values per step and two sums per row, so four rows keep eight multiply-add chains
+// in flight. BF16 loads 32 weights in one 512-bit load: the even-index values are the
+// low halves of the 32-bit lanes (shifted up), the odd ones the high halves (masked),
+// so x is split into its even and odd values once per step for all four rows. The
+// products stay exact float multiply-adds; only the order of the sum changes.
+
+template <int N, typename F>
+KOTO_KERNEL_INLINE void unrolled(F&& f) {
+  [&]<int... i>(std::integer_sequence<int, i...>) __attribute__((always_inline)) {
+    (f(std::integral_constant<int, i>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
+
+struct PlainF32 {
+  static constexpr int kBytes = 4;
+  KOTO_KERNEL_INLINE static void load_x(const float* x, __mmask32 m, __m512& a, __m512& b) {
+    a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), x);
+    b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), x + 16);
+  }
+  KOTO_KERNEL_INLINE static void load_w(const uint8_t* p, __mmask32 m, __m512& a, __m512& b) {
+    load_x(reinterpret_cast<const float*>(p), m, a, b);
+  }
+};
+
+struct PlainF16 {
+  static constexpr int kBytes = 2;
+  KOTO_KERNEL_INLINE static void load_x(const float* x, __mmask32 m, __m512& a, __m512& b) {
+    PlainF32::load_x(x, m, a, b);
+  }
+  KOTO_KERNEL_INLINE static void load_w(const uint8_t* p, __mmask32 m, __m512& a, __m512& b) {
+    a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(m), p));
+    b = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(m >> 16), p + 32));
+  }
+};
+
+struct PlainBF16 {
+  static constexpr int kBytes = 2;
+  // a: x[0], x[2], ..., x[30]; b: x[1], x[3], ..., x[31].
+  KOTO_KERNEL_INLINE static void load_x(const float* x, __mmask32 m, __m512& a, __m512& b) {
+    __m512 lo;
+    __m512 hi;
+    PlainF32::load_x(x, m, lo, hi);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    a = _mm512_permutex2var_ps(lo, even, hi);
+    b = _mm512_permutex2var_ps(lo, odd, hi);
+  }
+  KOTO_KERNEL_INLINE static void load_w(const uint8_t* p, __mmask32 m, __m512& a, __m512& b) {
+    const __m512i w = _mm512_maskz_loadu_epi16(m, p);
+    a = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    b = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  }
+};
+
+// Software prefetch this far ahead in each row: measured 1t 8.7 -> 6.0 ms (F16 and
+// BF16, 4096 x 14336, weights in L3), better than 512, 2048 or 4096.
+constexpr int64_t kPrefetchBytes = 1024;
+
+template <typename F, int R>
+KOTO_KERNEL_INLINE void plain_rows(const uint8_t* rows, int64_t row_bytes, int64_t n,
+                                   const float* x, float* y) {
+  __m512 acc[4][R];
+  unrolled<R>([&](auto r) __attribute__((always_inline)) {
+    unrolled<4>([&](auto k) __attribute__((always_inline)) { acc[k][r] = _mm512_setzero_ps(); });
+  });
+  const auto step = [&](int64_t i, __mmask32 m, __m512* a, __m512* b) __attribute__((always_inline)) {
+    __m512 xa;
+    __m512 xb;
+    F::load_x(x + i, m, xa, xb);
+    unrolled<R>([&](auto r) __attribute__((always_inline)) {
+      __m512 wa;
+      __m512 wb;
+      F::load_w(rows + r * row_bytes + i * F::kBytes, m, wa, wb);
+      a[r] = _mm512_fmadd_ps(wa, xa, a[r]);
+      b[r] = _mm512_fmadd_ps(wb, xb, b[r]);
+    });
+  };
+  const __mmask32 all = ~__mmask32{0};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    unrolled<R>([&](auto r) __attribute__((always_inline)) {
+      const char* p = reinterpret_cast<const char*>(rows + r * row_bytes + i * F::kBytes) + kPrefetchBytes;
+      _mm_prefetch(p, _MM_HINT_T0);
+      if constexpr (F::kBytes * 64 > 64) _mm_prefetch(p + 64, _MM_HINT_T0);
+    });
+    step(i, all, acc[0], acc[1]);
+    step(i + 32, all, acc[2], acc[3]);
+  }
+  for (; i < n; i += 32) {
+    step(i, n - i >= 32 ? all : static_cast<__mmask32>((uint64_t{1} << (n - i)) - 1), acc[0], acc[1]);
+  }
+  unrolled<R>([&](auto r) __attribute__((always_inline)) {
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]),
+                                              _mm512_add_ps(acc[2][r], acc[3][r])));
+  });
+}
+
+template <typename F>
+void matvec_plain(const void* w, int64_t row_bytes, int64_t n, const float* x, float* y,
+                  int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(w);
+  int64_t r = 0;
+  for (; r + 4 <= n_rows; r += 4) plain_rows<F, 4>(rows + r * row_bytes, row_bytes, n, x, y + r);
+  for (; r < n_rows; ++r) plain_rows<F, 1>(rows + r * row_bytes, row_bytes, n, x, y + r);
+}
+
 }  // namespace
 
 void add_avx512_kernels(KernelTable& table) {
   add_block_kernels(table);
-  add<&dot_plain<&load16_f32, 4>>(table, TensorType::kF32);
-  add<&dot_plain<&load16_f16, 2>>(table, TensorType::kF16);
-  add<&dot_plain<&load16_bf16, 2>>(table, TensorType::kBF16);
+  add_dot_kernels(table, TensorType::kF32, &dot_plain<&load16_f32, 4>, &matvec_plain<PlainF32>);
+  add_dot_kernels(table, TensorType::kF16, &dot_plain<&load16_f16, 2>, &matvec_plain<PlainF16>);
+  add_dot_kernels(table, TensorType::kBF16, &dot_plain<&load16_bf16, 2>, &matvec_plain<PlainBF16>);
 }
 
 }  // namespace koto::kernels

@@ -218,6 +218,53 @@ TEST(KernelTest, PlainFloatTypesAnyLength) {
   }
 }
 
+// Matvec of the float types over several rows (the SIMD kernels take rows in groups),
+// lengths off any vector width so rows start unaligned, and a row range that is not a
+// multiple of the group.
+TEST(KernelTest, PlainFloatMatvecManyRows) {
+  constexpr int64_t kRows = 7;
+  std::mt19937 rng(11);
+  for (int64_t n : {1, 17, 33, 63, 64, 65, 100, 129, 300}) {
+    const std::vector<float> w = random_vector(kRows * n, 7);
+    const std::vector<float> x = random_vector(n, 8);
+    std::vector<uint16_t> wbf(w.size());
+    std::vector<uint16_t> wh(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      wbf[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(w[i]) >> 16);
+      wh[i] = static_cast<uint16_t>(rng() & 0xFBFF);
+    }
+    struct Case {
+      uint32_t id;
+      const void* data;
+      int64_t bytes;
+    };
+    for (const Case& c : {Case{0, w.data(), 4}, Case{1, wh.data(), 2}, Case{30, wbf.data(), 2}}) {
+      std::vector<float> values(w.size());
+      kernel_table(Isa::kGeneric).types[c.id].dequantize(c.data, values.data(), kRows * n);
+      for (Isa isa : supported_isas()) {
+        for (int64_t begin : {0, 1}) {
+          std::vector<float> y(kRows + 1, NAN);
+          kernel_table(isa).types[c.id].matvec(
+              static_cast<const uint8_t*>(c.data) + begin * n * c.bytes, n * c.bytes, n, x.data(),
+              y.data(), kRows - begin);
+          for (int64_t r = begin; r < kRows; ++r) {
+            double exact = 0;
+            double magnitude = 0;
+            for (int64_t i = 0; i < n; ++i) {
+              exact += static_cast<double>(values[r * n + i]) * x[i];
+              magnitude += std::fabs(static_cast<double>(values[r * n + i]) * x[i]);
+            }
+            expect_close(exact, y[r - begin], magnitude,
+                         std::string(isa_name(isa)) + " type " + std::to_string(c.id) + " n=" +
+                             std::to_string(n) + " row " + std::to_string(r));
+          }
+          EXPECT_TRUE(std::isnan(y[kRows - begin]));
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelTest, F16AnyLength) {
   std::vector<uint16_t> w(300);
   std::vector<float> w_values(300);
