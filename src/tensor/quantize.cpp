@@ -84,9 +84,9 @@ float fit_scale_min(const float* x, int n, int levels, float& scale, float& min,
   return best_error;
 }
 
-// x ≈ scale * q with q in [-negative_levels, positive_levels] (symmetric types).
-// Returns the signed scale (0 for an all-zero block).
-float fit_scale_symmetric(const float* x, int n, int negative_levels, int positive_levels) {
+// The element of largest magnitude, with its sign (0 for an all-zero block). Symmetric
+// scales map it to the end of the range that has more levels.
+float largest_magnitude(const float* x, int n) {
   float max = 0.0f, amax = 0.0f;
   for (int i = 0; i < n; ++i) {
     if (std::fabs(x[i]) > amax) {
@@ -94,7 +94,14 @@ float fit_scale_symmetric(const float* x, int n, int negative_levels, int positi
       max = x[i];
     }
   }
-  if (amax == 0.0f) return 0.0f;
+  return max;
+}
+
+// x ≈ scale * q with q in [-negative_levels, positive_levels] (symmetric types).
+// Returns the signed scale (0 for an all-zero block).
+float fit_scale_symmetric(const float* x, int n, int negative_levels, int positive_levels) {
+  const float max = largest_magnitude(x, n);
+  if (max == 0.0f) return 0.0f;
   float best_scale = max / static_cast<float>(-negative_levels);
   double best_error = INFINITY;
   for (int step = -6; step <= 6; ++step) {
@@ -137,14 +144,8 @@ int nearest_iq4(float v) {
 
 // x ≈ scale * K[q] for the IQ4 table; returns the scale.
 float fit_scale_iq4(const float* x, int n) {
-  float max = 0.0f, amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
-  }
-  if (amax == 0.0f) return 0.0f;
+  const float max = largest_magnitude(x, n);
+  if (max == 0.0f) return 0.0f;
   float best_scale = max / -127.0f;
   double best_error = INFINITY;
   for (int step = -8; step <= 8; ++step) {
@@ -343,14 +344,8 @@ void quantize_q2_k(const float* x, BlockQ2_K* b) {
 
 void quantize_q3_k(const float* x, BlockQ3_K* b) {
   float sub_scale[16];
-  float max = 0.0f, amax = 0.0f;
-  for (int i = 0; i < 16; ++i) {
-    sub_scale[i] = fit_scale_symmetric(x + 16 * i, 16, 4, 3);
-    if (std::fabs(sub_scale[i]) > amax) {
-      amax = std::fabs(sub_scale[i]);
-      max = sub_scale[i];
-    }
-  }
+  for (int i = 0; i < 16; ++i) sub_scale[i] = fit_scale_symmetric(x + 16 * i, 16, 4, 3);
+  const float max = largest_magnitude(sub_scale, 16);
   const float d = f16_rounded(max / -32.0f);
   store_f16(b->d, d);
   std::memset(b->scales, 0, sizeof(b->scales));
@@ -408,14 +403,8 @@ void quantize_q6_k(const float* x, BlockQ6_K* b) {
 
 void quantize_iq4_xs(const float* x, BlockIQ4_XS* b) {
   float sub_scale[8];
-  float max = 0.0f, amax = 0.0f;
-  for (int i = 0; i < 8; ++i) {
-    sub_scale[i] = fit_scale_iq4(x + 32 * i, 32);
-    if (std::fabs(sub_scale[i]) > amax) {
-      amax = std::fabs(sub_scale[i]);
-      max = sub_scale[i];
-    }
-  }
+  for (int i = 0; i < 8; ++i) sub_scale[i] = fit_scale_iq4(x + 32 * i, 32);
+  const float max = largest_magnitude(sub_scale, 8);
   const float d = f16_rounded(max / -32.0f);
   store_f16(b->d, d);
   uint16_t scales_h = 0;
