@@ -67,6 +67,14 @@ void add_avx512_kernels(KernelTable& table);
 void add_q8_generic_kernels(KernelTable& table);
 void add_q8_avx2_kernels(KernelTable& table);
 void add_q8_avx512_kernels(KernelTable& table);
+// AVX-512 specialisations over the matmul_q8 entries add_q8_avx512_kernels put there
+// first: each keeps the entry it replaces and calls it for the cases it does not take.
+//   matmul_q8_avx512_tiles.cpp: several vectors (prefill), decoded row tiles
+//   matvec_q8_avx512_blocks.cpp: one vector (decode), the 32-value block types
+//   matvec_q8_avx512_k.cpp: one vector (decode), the K-quants
+void add_q8_avx512_tile_kernels(KernelTable& table);
+void add_q8_avx512_block_decode_kernels(KernelTable& table);
+void add_q8_avx512_k_decode_kernels(KernelTable& table);
 
 // One vector of n floats (n a multiple of 32) into Q8Vectors form; scalar, exact, and
 // the only implementation (it costs well under 1% of a matmul).

@@ -35,7 +35,12 @@ constexpr bool kFullRangeU8 = true;
 
 }  // namespace
 
-void add_q8_avx512_kernels(KernelTable& table) { add_q8_block_kernels(table); }
+void add_q8_avx512_kernels(KernelTable& table) {
+  add_q8_block_kernels(table);
+  add_q8_avx512_tile_kernels(table);
+  add_q8_avx512_block_decode_kernels(table);
+  add_q8_avx512_k_decode_kernels(table);
+}
 
 }  // namespace koto::kernels
 

@@ -165,7 +165,7 @@ TEST_P(MatmulQ8FixtureTest, MatchesFloatDotOfQuantizedActivations) {
 
 // SIMD against the scalar reference of the same integer algorithm, on unaligned
 // weights, odd row ranges, batches that exercise every column-chunk tail, and a y
-// stride wider than the rows; batch results equal one-vector results exactly.
+// stride wider than the rows; batch results equal one-vector results within rounding.
 TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
   constexpr int64_t kVectors = 13;  // 8 + 4 + 1 on AVX-512, 4 + 4 + 4 + 1 on AVX2
   const std::vector<float> x = random_vectors(kVectors * n_, 5);
@@ -208,7 +208,8 @@ TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
           }
         }
         if (batch == kVectors) {
-          // Each vector alone gives bit-identical results.
+          // Each vector alone (the decoding kernels, which may sum in another order)
+          // gives the same results within the contract's rounding.
           for (int64_t v = 0; v < kVectors; ++v) {
             Q8Vectors one = view(a);
             one.q += v * n_;
@@ -218,7 +219,8 @@ TEST_P(MatmulQ8FixtureTest, SimdMatchesScalarForAnyBatchAndRows) {
             std::vector<float> y1(end - begin);
             kernel(isa)(w + begin * row_bytes_, row_bytes_, one, 1, y1.data(), 0, end - begin);
             for (int64_t r = 0; r < end - begin; ++r) {
-              EXPECT_EQ(y1[r], y[v * kStride + r]) << isa_name(isa) << " vector " << v;
+              EXPECT_NEAR(y1[r], y[v * kStride + r], 2e-5 * magnitude[v * 8 + begin + r])
+                  << isa_name(isa) << " vector " << v;
             }
           }
         }
