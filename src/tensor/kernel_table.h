@@ -53,9 +53,17 @@ struct TypeKernels {
 // Indexed by the ggml type id; null entries are types without kernels.
 inline constexpr uint32_t kTypeSlots = 40;
 
+// One activation vector of n floats into the Q8Vectors form (see quantize_activations_row
+// below for the exact arithmetic every implementation must reproduce bit for bit).
+using QuantizeQ8RowFn = void (*)(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
+using QuantizeQ8Row256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d,
+                                    int16_t* sums);
+
 struct KernelTable {
   Isa isa;
   TypeKernels types[kTypeSlots];
+  QuantizeQ8RowFn quantize_q8_row;         // kBlocks32
+  QuantizeQ8Row256Fn quantize_q8_row_256;  // kBlocks256
 };
 
 // Each ISA file fills in the entries it implements, over what is already there (the
@@ -76,8 +84,11 @@ void add_q8_avx512_tile_kernels(KernelTable& table);
 void add_q8_avx512_block_decode_kernels(KernelTable& table);
 void add_q8_avx512_k_decode_kernels(KernelTable& table);
 
-// One vector of n floats (n a multiple of 32) into Q8Vectors form; scalar, exact, and
-// the only implementation (it costs well under 1% of a matmul).
+// The scalar reference of the activation quantizers (the generic table's entries): one
+// vector of n floats (n a multiple of 32) into Q8Vectors form. Per block of 32:
+// amax = max |x| (fmax, so NaNs are skipped), d = amax / 127, q = nearbyint(x * (127 /
+// amax)) (0 when amax is 0), dsum = d * (sum of q) per 16 values. The SIMD versions
+// give the same bytes and floats: prefill spends several % of its time here.
 void quantize_activations_row(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
 // The same in blocks of 256 (n a multiple of 256): one scale d per block, integer sums
 // of q per 16 values.

@@ -140,8 +140,7 @@ Q8Layout q8_layout(TensorType type) {
   }
 }
 
-void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out,
-                          Q8Layout layout) {
+void resize_activations(int64_t n_vectors, int64_t n, Q8Layout layout, Q8Activations& out) {
   const int64_t block = layout == Q8Layout::kBlocks256 ? 256 : 32;
   if (n % block != 0 || n < 0 || n_vectors < 0) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -156,18 +155,31 @@ void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activa
   if (layout == Q8Layout::kBlocks256) {
     out.dsum.clear();
     out.sums.resize(static_cast<size_t>(n / 16 * n_vectors));
-    for (int64_t v = 0; v < n_vectors; ++v) {
-      quantize_activations_row_256(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 256),
-                                   out.sums.data() + v * (n / 16));
+  } else {
+    out.sums.clear();
+    out.dsum.resize(static_cast<size_t>(n / 16 * n_vectors));
+  }
+}
+
+void quantize_activation_vectors(const float* x, int64_t v_begin, int64_t v_end,
+                                 Q8Activations& out) {
+  const int64_t n = out.n;
+  const KernelTable& table = active_kernel_table();
+  for (int64_t v = v_begin; v < v_end; ++v) {
+    if (out.layout == Q8Layout::kBlocks256) {
+      table.quantize_q8_row_256(x + v * n, n, out.q.data() + v * n,
+                                out.d.data() + v * (n / 256), out.sums.data() + v * (n / 16));
+    } else {
+      table.quantize_q8_row(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 32),
+                            out.dsum.data() + v * (n / 16));
     }
-    return;
   }
-  out.sums.clear();
-  out.dsum.resize(static_cast<size_t>(n / 16 * n_vectors));
-  for (int64_t v = 0; v < n_vectors; ++v) {
-    quantize_activations_row(x + v * n, n, out.q.data() + v * n, out.d.data() + v * (n / 32),
-                             out.dsum.data() + v * (n / 16));
-  }
+}
+
+void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out,
+                          Q8Layout layout) {
+  resize_activations(n_vectors, n, layout, out);
+  quantize_activation_vectors(x, 0, n_vectors, out);
 }
 
 bool has_q8_kernels(TensorType type) {

@@ -61,6 +61,12 @@ Q8Layout q8_layout(TensorType type);
 // (32 or 256), else kInvalidArgument.
 void quantize_activations(const float* x, int64_t n_vectors, int64_t n, Q8Activations& out,
                           Q8Layout layout = Q8Layout::kBlocks32);
+// The same in two steps, so threads can quantize disjoint ranges of vectors: size `out`
+// for n_vectors vectors of n values (throws like quantize_activations), then fill
+// vectors [v_begin, v_end) from x (x points at vector 0).
+void resize_activations(int64_t n_vectors, int64_t n, Q8Layout layout, Q8Activations& out);
+void quantize_activation_vectors(const float* x, int64_t v_begin, int64_t v_end,
+                                 Q8Activations& out);
 
 // Whether matmul_q8 supports `type` (the block-quantized types; not F32, F16, BF16).
 bool has_q8_kernels(TensorType type);

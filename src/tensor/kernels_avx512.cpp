@@ -201,9 +201,61 @@ void matvec_plain(const void* w, int64_t row_bytes, int64_t n, const float* x, f
   for (; r < n_rows; ++r) plain_rows<F, 1>(rows + r * row_bytes, row_bytes, n, x, y + r);
 }
 
+// ---- activations to 8 bits: the scalar reference's arithmetic, 16 lanes at a time ----
+//
+// The same float operations in the same order as quantize_activations_row (max of |x|,
+// one multiply by 127 / amax, round to nearest even by the default MXCSR mode), so the
+// bytes and scales are identical; max_ps returns its second operand when the first is a
+// NaN, which skips NaNs like fmax.
+
+KOTO_KERNEL_INLINE __m512 abs_ps(__m512 v) {
+  return _mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
+KOTO_KERNEL_INLINE float inverse_of(float amax) { return amax > 0.0f ? 127.0f / amax : 0.0f; }
+
+// 16 values times `inverse`, rounded, stored as bytes; returns their integer sum.
+KOTO_KERNEL_INLINE int quantize16(const float* x, __m512 inverse, int8_t* q) {
+  const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), inverse));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(v));
+  return _mm512_reduce_add_epi32(v);
+}
+
+void quantize_row_q8(const float* x, int64_t n, int8_t* q, float* d, float* dsum) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(
+        abs_ps(_mm512_loadu_ps(xb + 16)), _mm512_max_ps(abs_ps(_mm512_loadu_ps(xb)), _mm512_setzero_ps())));
+    const float scale = amax / 127.0f;
+    const __m512 inverse = _mm512_set1_ps(inverse_of(amax));
+    const int sum0 = quantize16(xb, inverse, q + 32 * b);
+    const int sum1 = quantize16(xb + 16, inverse, q + 32 * b + 16);
+    d[b] = scale;
+    dsum[2 * b] = scale * static_cast<float>(sum0);
+    dsum[2 * b + 1] = scale * static_cast<float>(sum1);
+  }
+}
+
+void quantize_row_q8_256(const float* x, int64_t n, int8_t* q, float* d, int16_t* sums) {
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* xb = x + 256 * b;
+    __m512 m = _mm512_setzero_ps();
+    for (int k = 0; k < 16; ++k) m = _mm512_max_ps(abs_ps(_mm512_loadu_ps(xb + 16 * k)), m);
+    const float amax = _mm512_reduce_max_ps(m);
+    const __m512 inverse = _mm512_set1_ps(inverse_of(amax));
+    for (int k = 0; k < 16; ++k) {
+      sums[16 * b + k] = static_cast<int16_t>(quantize16(xb + 16 * k, inverse, q + 256 * b + 16 * k));
+    }
+    d[b] = amax / 127.0f;
+  }
+}
+
 }  // namespace
 
 void add_avx512_kernels(KernelTable& table) {
+  table.quantize_q8_row = &quantize_row_q8;
+  table.quantize_q8_row_256 = &quantize_row_q8_256;
   add_block_kernels(table);
   add_dot_kernels(table, TensorType::kF32, &dot_plain<&load16_f32, 4>, &matvec_plain<PlainF32>);
   add_dot_kernels(table, TensorType::kF16, &dot_plain<&load16_f16, 2>, &matvec_plain<PlainF16>);

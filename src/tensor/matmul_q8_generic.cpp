@@ -353,6 +353,8 @@ void quantize_activations_row_256(const float* x, int64_t n, int8_t* q, float* d
 }
 
 void add_q8_generic_kernels(KernelTable& table) {
+  table.quantize_q8_row = &quantize_activations_row;
+  table.quantize_q8_row_256 = &quantize_activations_row_256;
   set<BlockQ4_0, kQK>(table, TensorType::kQ4_0);
   set<BlockQ4_1, kQK>(table, TensorType::kQ4_1);
   set<BlockQ5_0, kQK>(table, TensorType::kQ5_0);

@@ -98,6 +98,40 @@ TEST(QuantizeActivationsTest, Blocks256HaveOneScaleAndIntegerSums) {
   EXPECT_THROW(quantize_activations(x.data(), 1, 288, a, Q8Layout::kBlocks256), Error);
 }
 
+// Every ISA's activation quantizer gives the scalar reference's bytes and floats exactly,
+// including values that round half-way (ties go to even), all-zero blocks and huge
+// values.
+TEST(QuantizeActivationsTest, SimdQuantizersAreBitExact) {
+  constexpr int64_t kN = 1024;
+  std::vector<float> x = random_vectors(kN, 9);
+  for (int j = 256; j < 288; ++j) x[j] = 0.0f;
+  // A block with max 127 so x * (127 / amax) is x: halves are exact ties.
+  for (int j = 0; j < 32; ++j) x[512 + j] = static_cast<float>(j) - 15.5f;
+  x[512 + 31] = 127.0f;
+  x[900] = 3e38f;
+  for (Isa isa : supported_isas()) {
+    const KernelTable& table = kernel_table(isa);
+    std::vector<int8_t> q(kN);
+    std::vector<int8_t> q_ref(kN);
+    std::vector<float> d(kN / 32), d_ref(kN / 32), dsum(kN / 16), dsum_ref(kN / 16);
+    quantize_activations_row(x.data(), kN, q_ref.data(), d_ref.data(), dsum_ref.data());
+    table.quantize_q8_row(x.data(), kN, q.data(), d.data(), dsum.data());
+    EXPECT_EQ(q, q_ref) << isa_name(isa);
+    EXPECT_EQ(d, d_ref) << isa_name(isa);
+    EXPECT_EQ(dsum, dsum_ref) << isa_name(isa);
+    EXPECT_EQ(q[512 + 0], -16) << "-15.5 rounds to even";
+    EXPECT_EQ(q[512 + 1], -14) << "-14.5 rounds to even";
+
+    std::vector<float> d256(kN / 256), d256_ref(kN / 256);
+    std::vector<int16_t> sums(kN / 16), sums_ref(kN / 16);
+    quantize_activations_row_256(x.data(), kN, q_ref.data(), d256_ref.data(), sums_ref.data());
+    table.quantize_q8_row_256(x.data(), kN, q.data(), d256.data(), sums.data());
+    EXPECT_EQ(q, q_ref) << isa_name(isa);
+    EXPECT_EQ(d256, d256_ref) << isa_name(isa);
+    EXPECT_EQ(sums, sums_ref) << isa_name(isa);
+  }
+}
+
 struct Fixture {
   GgufFile file;
   const GgufTensor* q;
