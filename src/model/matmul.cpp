@@ -31,6 +31,72 @@ void parallel_for_work(ThreadPool& pool, int64_t n_tasks, int64_t work,
   }
 }
 
+namespace {
+
+// Quantizes x into `out` in `layout`, on all threads when the batch is large.
+void quantize_input(ThreadPool& pool, const float* x, int64_t batch, int64_t n_in,
+                    kernels::Q8Layout layout, kernels::Q8Activations& out) {
+  kernels::resize_activations(batch, n_in, layout, out);
+  if (batch == 1) {
+    kernels::quantize_activation_vectors(x, 0, 1, out);
+    return;
+  }
+  // A prompt's vectors are quantized by all threads: on one it was ~10% of prefill.
+  const int64_t per_task = (batch + pool.size() - 1) / pool.size();
+  parallel_for_work(pool, (batch + per_task - 1) / per_task, batch * n_in, [&](int64_t task) {
+    kernels::quantize_activation_vectors(x, task * per_task,
+                                         std::min(batch, (task + 1) * per_task), out);
+  });
+}
+
+}  // namespace
+
+void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> products,
+                         const float* x, int64_t batch, MatmulPrecision precision) {
+  bool integer = precision == MatmulPrecision::kFast;
+  for (const MatmulProduct& p : products) integer = integer && kernels::has_q8_kernels(p.w->type);
+  if (!integer) {
+    for (const MatmulProduct& p : products) matmul(pool, *p.w, x, batch, p.y, precision);
+    return;
+  }
+  // One quantized copy of x per layout the weight types read (at most two), kept per
+  // calling thread like matmul's.
+  thread_local kernels::Q8Activations buffers[2];
+  const int64_t n_in = products.begin()->w->n_in;
+  bool quantized[2] = {false, false};
+  int64_t total_rows = 0;
+  int64_t work = 0;
+  for (const MatmulProduct& p : products) {
+    const int layout = static_cast<int>(kernels::q8_layout(p.w->type));
+    if (!quantized[layout]) {
+      quantize_input(pool, x, batch, n_in, kernels::q8_layout(p.w->type), buffers[layout]);
+      quantized[layout] = true;
+    }
+    total_rows += p.w->n_out;
+    work += p.w->n_out * n_in * batch;
+  }
+  // Tasks of about the same number of rows, never spanning two products.
+  const int64_t chunk = rows_per_task(pool, total_rows);
+  struct Task {
+    const MatmulProduct* product;
+    int64_t begin;
+    int64_t end;
+  };
+  std::vector<Task> tasks;
+  for (const MatmulProduct& p : products) {
+    for (int64_t begin = 0; begin < p.w->n_out; begin += chunk) {
+      tasks.push_back({&p, begin, std::min(p.w->n_out, begin + chunk)});
+    }
+  }
+  kernels::Q8Activations* layouts = buffers;
+  parallel_for_work(pool, static_cast<int64_t>(tasks.size()), work, [&](int64_t i) {
+    const Task& t = tasks[static_cast<size_t>(i)];
+    const Matrix& w = *t.product->w;
+    kernels::matmul_q8(w.type, w.data, layouts[static_cast<int>(kernels::q8_layout(w.type))],
+                       t.product->y + t.begin, w.n_out, t.begin, t.end);
+  });
+}
+
 void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y,
             MatmulPrecision precision) {
   const int64_t n_in = w.n_in;
@@ -45,19 +111,7 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
     // The buffer is the calling thread's; the tasks (on other threads) use it by reference.
     thread_local kernels::Q8Activations buffer;
     kernels::Q8Activations& activations = buffer;
-    kernels::resize_activations(batch, n_in, kernels::q8_layout(w.type), activations);
-    if (batch == 1) {
-      kernels::quantize_activation_vectors(x, 0, 1, activations);
-    } else {
-      // A prompt's vectors are quantized by all threads: on one it was ~10% of prefill.
-      const int64_t per_task = (batch + pool.size() - 1) / pool.size();
-      parallel_for_work(pool, (batch + per_task - 1) / per_task, batch * n_in,
-                        [&](int64_t task) {
-                          kernels::quantize_activation_vectors(
-                              x, task * per_task, std::min(batch, (task + 1) * per_task),
-                              activations);
-                        });
-    }
+    quantize_input(pool, x, batch, n_in, kernels::q8_layout(w.type), activations);
     parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
       const int64_t begin = task * chunk;
       const int64_t end = std::min(n_out, begin + chunk);

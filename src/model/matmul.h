@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 
 #include "base/thread_pool.h"
 #include "model/weights.h"
@@ -26,6 +27,21 @@ enum class MatmulPrecision { kFast, kFloat32 };
 // with it while it is in cache.
 void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, float* y,
             MatmulPrecision precision = MatmulPrecision::kFast);
+
+// Several products of the same input: y_i = W_i x for every (W_i, y_i) in `products`
+// (each W_i.n_in equal to the input's width), as matmul computes them. With kFast and
+// block-quantized weights the input is quantized once per activation layout and all
+// products' rows are split over the pool in one parallel region: for Q/K/V and
+// gate/up, one thread hand-off instead of three or two. Results are those of separate
+// matmul calls (up to the kernels' float rounding, which may depend on how rows are
+// grouped).
+struct MatmulProduct {
+  const Matrix* w;
+  float* y;  // [batch][w->n_out]
+};
+void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> products,
+                         const float* x, int64_t batch,
+                         MatmulPrecision precision = MatmulPrecision::kFast);
 
 // parallel_for, but run on the calling thread when the whole job is smaller than a
 // thread hand-off is worth (work: rough multiply-adds in all tasks together).

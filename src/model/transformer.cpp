@@ -274,9 +274,8 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
     for (int32_t b = 0; b < n_tokens; ++b) {
       rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.attn_norm.data(), n_embd, eps);
     }
-    matmul(pool_, layer.wq, h_.data(), n_tokens, q_.data(), precision_);
-    matmul(pool_, layer.wk, h_.data(), n_tokens, k_.data(), precision_);
-    matmul(pool_, layer.wv, h_.data(), n_tokens, v_.data(), precision_);
+    matmul_shared_input(pool_, {{&layer.wq, q_.data()}, {&layer.wk, k_.data()}, {&layer.wv, v_.data()}},
+                        h_.data(), n_tokens, precision_);
     if (!layer.bq.empty()) {  // qwen2
       add_rows(q_.data(), layer.bq.data(), n_tokens, q_dim_);
       add_rows(k_.data(), layer.bk.data(), n_tokens, kv_dim_);
@@ -305,8 +304,8 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
     for (int32_t b = 0; b < n_tokens; ++b) {
       rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
     }
-    matmul(pool_, layer.w_gate, h_.data(), n_tokens, gate_.data(), precision_);
-    matmul(pool_, layer.w_up, h_.data(), n_tokens, up_.data(), precision_);
+    matmul_shared_input(pool_, {{&layer.w_gate, gate_.data()}, {&layer.w_up, up_.data()}},
+                        h_.data(), n_tokens, precision_);
     for (int64_t i = 0; i < n_tokens * int64_t{p_.n_ff}; ++i) {
       const float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
