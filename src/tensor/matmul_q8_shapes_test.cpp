@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +26,11 @@ struct Shape {
   TensorType type;
   int64_t n;
 };
+
+// For readable test logs (ctest prints the parameter).
+void PrintTo(const Shape& shape, std::ostream* os) {
+  *os << tensor_type_name(shape.type) << " x " << shape.n;
+}
 
 std::string shape_name(const testing::TestParamInfo<Shape>& info) {
   return std::string(tensor_type_name(info.param.type)) + "_" + std::to_string(info.param.n);
