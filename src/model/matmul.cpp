@@ -59,8 +59,8 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
     for (const MatmulProduct& p : products) matmul(pool, *p.w, x, batch, p.y, precision);
     return;
   }
-  // One quantized copy of x per layout the weight types read (at most two), kept per
-  // calling thread like matmul's.
+  // One quantized copy of x per layout the weight types read (at most two). The buffers
+  // are the calling thread's; the tasks (on other threads) use them by reference.
   thread_local kernels::Q8Activations buffers[2];
   const int64_t n_in = products.begin()->w->n_in;
   bool quantized[2] = {false, false};
@@ -82,7 +82,12 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
     int64_t begin;
     int64_t end;
   };
-  std::vector<Task> tasks;
+  // The calling thread's, reused: this runs several times per layer and token.
+  // (A thread_local named inside the lambda would be each worker's own, hence the
+  // plain references below.)
+  thread_local std::vector<Task> task_list;
+  std::vector<Task>& tasks = task_list;
+  tasks.clear();
   for (const MatmulProduct& p : products) {
     for (int64_t begin = 0; begin < p.w->n_out; begin += chunk) {
       tasks.push_back({&p, begin, std::min(p.w->n_out, begin + chunk)});
@@ -106,17 +111,8 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
   const int64_t work = n_out * n_in * batch;
 
   if (precision == MatmulPrecision::kFast && kernels::has_q8_kernels(w.type)) {
-    // Quantized weights: the activations are rounded to 8 bits once per call, then every
-    // task runs integer dot products on its rows for the whole batch (weights read once).
-    // The buffer is the calling thread's; the tasks (on other threads) use it by reference.
-    thread_local kernels::Q8Activations buffer;
-    kernels::Q8Activations& activations = buffer;
-    quantize_input(pool, x, batch, n_in, kernels::q8_layout(w.type), activations);
-    parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
-      const int64_t begin = task * chunk;
-      const int64_t end = std::min(n_out, begin + chunk);
-      kernels::matmul_q8(w.type, w.data, activations, y + begin, n_out, begin, end);
-    });
+    // Quantized weights: 8-bit activations, the same path as several products share.
+    matmul_shared_input(pool, {{&w, y}}, x, batch, precision);
     return;
   }
 
