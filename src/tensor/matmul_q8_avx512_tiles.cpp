@@ -40,7 +40,7 @@
 #include "tensor/kernel_table.h"
 #include "tensor/quant_blocks.h"
 
-#define KOTO_TILE_INLINE [[gnu::always_inline]] inline
+#define KOTO_KERNEL_INLINE [[gnu::always_inline]] inline
 
 namespace koto::kernels {
 namespace {
@@ -53,14 +53,7 @@ constexpr int64_t kTileBytes = 384 * 1024;
 // Relaid bytes of the C vectors of a block per slice of groups: they stay in L1.
 constexpr int64_t kSliceBytes = 24 * 1024;
 
-// f(0), ..., f(N - 1) unrolled at compile time, so accumulator arrays stay in
-// registers (GCC 12 keeps arrays indexed by a loop variable in memory).
-template <int N, typename F>
-KOTO_TILE_INLINE void unroll(F&& f) {
-  [&]<int... i>(std::integer_sequence<int, i...>) __attribute__((always_inline)) {
-    (f(std::integral_constant<int, i>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
-}
+#include "tensor/simd_helpers.inc"
 
 // Block b of a group lands in int32 lane lane_of(b): the order transpose_group yields.
 constexpr int lane_of(int b) { return (b >> 1) | ((b & 1) << 3); }
@@ -133,11 +126,11 @@ struct SwapTables {
 };
 
 template <int p, int q, int t, int u, int N>
-KOTO_TILE_INLINE void swap_bits(__m512i v[N]) {
+KOTO_KERNEL_INLINE void swap_bits(__m512i v[N]) {
   using Tables = SwapTables<p, q, t, u>;
   const __m512i idx_lo = _mm512_load_si512(Tables::lo.data());
   const __m512i idx_hi = _mm512_load_si512(Tables::hi.data());
-  unroll<N>([&](auto i) {
+  unrolled<N>([&](auto i) {
     if constexpr ((i & (1 << p)) == 0) {
       const __m512i a = v[i];
       const __m512i b = v[i | (1 << p)];
@@ -149,7 +142,7 @@ KOTO_TILE_INLINE void swap_bits(__m512i v[N]) {
 
 // In: register j = blocks 2j and 2j+1 in value order (register bits b3 b2 b1, lane
 // bits b0 d2 d1 d0). Out: register k = dword k of every block (lane b0 b3 b2 b1).
-KOTO_TILE_INLINE void transpose_group(__m512i v[8]) {
+KOTO_KERNEL_INLINE void transpose_group(__m512i v[8]) {
   swap_bits<2, 2, 0, 0, 8>(v);
   swap_bits<1, 1, 0, 0, 8>(v);
   swap_bits<0, 0, 0, 0, 8>(v);
@@ -157,26 +150,14 @@ KOTO_TILE_INLINE void transpose_group(__m512i v[8]) {
 
 // ---- weight decoders: 32 codes of one 32-value block in value order, scale, min ----
 
-KOTO_TILE_INLINE float load_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, sizeof(h));
-  return _cvtsh_ss(h);
-}
-
-KOTO_TILE_INLINE uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // 16 bytes: low nibbles (values 0-15), then high nibbles (values 16-31).
-KOTO_TILE_INLINE __m256i load_nibbles(const uint8_t* qs) {
+KOTO_KERNEL_INLINE __m256i load_nibbles(const uint8_t* qs) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
   return _mm256_and_si256(both, _mm256_set1_epi8(15));
 }
 
-KOTO_TILE_INLINE __m256i iq4nl_lookup(__m256i nibbles) {
+KOTO_KERNEL_INLINE __m256i iq4nl_lookup(__m256i nibbles) {
   const __m256i table = _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
   return _mm256_shuffle_epi8(table, nibbles);
@@ -195,10 +176,10 @@ struct DecodeQ4_0 {
   static constexpr bool kHasMin = false;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 2;
-  KOTO_TILE_INLINE static __m256i codes(const Block& b) {
+  KOTO_KERNEL_INLINE static __m256i codes(const Block& b) {
     return _mm256_sub_epi8(load_nibbles(b.qs), _mm256_set1_epi8(8));
   }
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = 0.0f;
     out[0] = codes(b);
@@ -212,7 +193,7 @@ struct DecodeQ4_1 {
   static constexpr bool kHasMin = true;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 2;
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = load_f16(b.m);
     codes[0] = load_nibbles(b.qs);
@@ -226,13 +207,13 @@ struct DecodeQ5_0 {
   static constexpr bool kHasMin = false;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 2;
-  KOTO_TILE_INLINE static __m256i codes(const Block& b) {
+  KOTO_KERNEL_INLINE static __m256i codes(const Block& b) {
     const __m256i low = load_nibbles(b.qs);
     // code - 16 where the fifth bit is clear, the low bits as they are where it is set.
     return _mm256_mask_sub_epi8(low, static_cast<__mmask32>(~load_u32(b.qh)), low,
                                 _mm256_set1_epi8(16));
   }
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = 0.0f;
     out[0] = codes(b);
@@ -246,7 +227,7 @@ struct DecodeQ5_1 {
   static constexpr bool kHasMin = true;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 2;
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = load_f16(b.m);
     const __m256i low = load_nibbles(b.qs);
@@ -264,15 +245,15 @@ struct DecodeQ8_0 {
   static constexpr int64_t kMinVectors = 2;
   // The f16 scales of a full group convert 16 at a time (decode_rows).
   static constexpr bool kF16Scale = true;
-  KOTO_TILE_INLINE static uint16_t scale_bits(const Block& b) {
+  KOTO_KERNEL_INLINE static uint16_t scale_bits(const Block& b) {
     uint16_t h;
     std::memcpy(&h, b.d, sizeof(h));
     return h;
   }
-  KOTO_TILE_INLINE static __m256i codes(const Block& b) {
+  KOTO_KERNEL_INLINE static __m256i codes(const Block& b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
   }
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = 0.0f;
     out[0] = codes(b);
@@ -286,10 +267,10 @@ struct DecodeIQ4_NL {
   static constexpr bool kHasMin = false;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 2;
-  KOTO_TILE_INLINE static __m256i codes(const Block& b) {
+  KOTO_KERNEL_INLINE static __m256i codes(const Block& b) {
     return iq4nl_lookup(load_nibbles(b.qs));
   }
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* out, float* scale, float* min) {
     scale[0] = load_f16(b.d);
     min[0] = 0.0f;
     out[0] = codes(b);
@@ -303,7 +284,7 @@ struct DecodeIQ4_XS {
   static constexpr bool kHasMin = false;
   static constexpr bool kLayout256 = false;
   static constexpr int64_t kMinVectors = 3;
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
     uint16_t scales_h;
     std::memcpy(&scales_h, b.scales_h, sizeof(scales_h));
     const float d = load_f16(b.d);
@@ -320,7 +301,7 @@ struct DecodeIQ4_XS {
 // Q4_K and Q5_K: sub-blocks 2c and 2c + 1 are the low and high nibbles of qs[32 c ..],
 // with 6-bit scales and mins; Q5_K's fifth bit of value l of sub-block s is bit s of qh[l].
 template <typename Block>
-KOTO_TILE_INLINE void k_scales(const Block& b, float* scale, float* min) {
+KOTO_KERNEL_INLINE void k_scales(const Block& b, float* scale, float* min) {
   // The 12 packed bytes hold eight 6-bit scales and mins: the low 6 bits of bytes 0-3
   // (scales 0-3) and 4-7 (mins 0-3); scales and mins 4-7 are the nibbles of bytes
   // 8-11 below the top 2 bits of bytes 0-3 and 4-7.
@@ -339,7 +320,7 @@ KOTO_TILE_INLINE void k_scales(const Block& b, float* scale, float* min) {
 }
 
 template <typename Block, bool kFifthBit>
-KOTO_TILE_INLINE void decode_k(const Block& b, __m256i* codes, float* scale, float* min) {
+KOTO_KERNEL_INLINE void decode_k(const Block& b, __m256i* codes, float* scale, float* min) {
   k_scales(b, scale, min);
   const __m256i low4 = _mm256_set1_epi8(15);
   for (int c = 0; c < 4; ++c) {
@@ -364,7 +345,7 @@ struct DecodeQ4_K {
   static constexpr bool kHasMin = true;
   static constexpr bool kLayout256 = true;
   static constexpr int64_t kMinVectors = 5;
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
     decode_k<Block, false>(b, codes, scale, min);
   }
 };
@@ -376,7 +357,7 @@ struct DecodeQ5_K {
   static constexpr bool kHasMin = true;
   static constexpr bool kLayout256 = true;
   static constexpr int64_t kMinVectors = 5;
-  KOTO_TILE_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* min) {
     decode_k<Block, true>(b, codes, scale, min);
   }
 };
@@ -384,7 +365,7 @@ struct DecodeQ5_K {
 // ---- relayout ----
 
 // Per-block values in block order into lane order (lane_of).
-KOTO_TILE_INLINE __m512 to_lane_order(__m512 by_block) {
+KOTO_KERNEL_INLINE __m512 to_lane_order(__m512 by_block) {
   // Lane L holds block 2 (L % 8) + L / 8.
   const __m512i index = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
   return _mm512_permutexvar_ps(index, by_block);
@@ -402,10 +383,10 @@ constexpr std::array<int, kGroupBlocks> kNibbleSlotBlock = [] {
 // Transposed codes (register k = dword k of every block) into dst, with their bias
 // for the types without a min.
 template <typename D>
-KOTO_TILE_INLINE void store_group(const __m512i v[8], __m512 scale, __m512 min, WeightGroup& dst) {
+KOTO_KERNEL_INLINE void store_group(const __m512i v[8], __m512 scale, __m512 min, WeightGroup& dst) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
-  unroll<8>([&](auto k) {
+  unrolled<8>([&](auto k) {
     _mm512_store_si512(&dst.codes[k], v[k]);
     if constexpr (!D::kHasMin) sum = _mm512_dpbusd_epi32(sum, ones, v[k]);
   });
@@ -416,10 +397,10 @@ KOTO_TILE_INLINE void store_group(const __m512i v[8], __m512 scale, __m512 min, 
 
 // 16 blocks of codes in value order into dst; scale and min in lane order.
 template <typename D>
-KOTO_TILE_INLINE void finish_group(const __m256i codes[kGroupBlocks], __m512 scale, __m512 min,
+KOTO_KERNEL_INLINE void finish_group(const __m256i codes[kGroupBlocks], __m512 scale, __m512 min,
                                    WeightGroup& dst) {
   __m512i v[8];
-  unroll<8>([&](auto j) {
+  unrolled<8>([&](auto j) {
     v[j] = _mm512_inserti64x4(_mm512_castsi256_si512(codes[2 * j]), codes[2 * j + 1], 1);
   });
   transpose_group(v);
@@ -433,10 +414,10 @@ KOTO_TILE_INLINE void finish_group(const __m256i codes[kGroupBlocks], __m512 sca
 // 4k..4k+3 (register k), high nibbles values 16+4k.. (register k + 4), the value order
 // transpose_group gives.
 template <typename D>
-KOTO_TILE_INLINE void decode_nibble_group(const typename D::Block* blocks, WeightGroup& dst) {
+KOTO_KERNEL_INLINE void decode_nibble_group(const typename D::Block* blocks, WeightGroup& dst) {
   constexpr bool kFifthBit = D::kType == TensorType::kQ5_0 || D::kType == TensorType::kQ5_1;
   __m512i t[4];
-  unroll<4>([&](auto j) {
+  unrolled<4>([&](auto j) {
     const auto qs = [&](int s) {
       return _mm_loadu_si128(
           reinterpret_cast<const __m128i*>(blocks[kNibbleSlotBlock[4 * j + s]].qs));
@@ -449,30 +430,30 @@ KOTO_TILE_INLINE void decode_nibble_group(const typename D::Block* blocks, Weigh
   swap_bits<0, 0, 0, 0, 4>(t);
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512i v[8];
-  unroll<4>([&](auto k) {
+  unrolled<4>([&](auto k) {
     v[k] = _mm512_and_si512(t[k], low4);
     v[k + 4] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), low4);
   });
   alignas(32) uint16_t scale_bits[kGroupBlocks];
   alignas(32) uint16_t min_bits[kGroupBlocks];
   alignas(64) uint32_t high_bits[kGroupBlocks];
-  unroll<kGroupBlocks>([&](auto b) {
+  unrolled<kGroupBlocks>([&](auto b) {
     std::memcpy(&scale_bits[lane_of(b)], blocks[b].d, sizeof(uint16_t));
     if constexpr (D::kHasMin) std::memcpy(&min_bits[lane_of(b)], blocks[b].m, sizeof(uint16_t));
     if constexpr (kFifthBit) std::memcpy(&high_bits[lane_of(b)], blocks[b].qh, sizeof(uint32_t));
   });
   if constexpr (D::kType == TensorType::kQ4_0) {
-    unroll<8>([&](auto k) { v[k] = _mm512_sub_epi8(v[k], _mm512_set1_epi8(8)); });
+    unrolled<8>([&](auto k) { v[k] = _mm512_sub_epi8(v[k], _mm512_set1_epi8(8)); });
   } else if constexpr (D::kType == TensorType::kIQ4_NL) {
     const __m512i table = _mm512_broadcast_i32x4(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
-    unroll<8>([&](auto k) { v[k] = _mm512_shuffle_epi8(table, v[k]); });
+    unrolled<8>([&](auto k) { v[k] = _mm512_shuffle_epi8(table, v[k]); });
   } else if constexpr (kFifthBit) {
     // Register k needs bits 4k..4k+3 of each lane's qh (byte k / 2, nibble k % 2) as
     // the fifth bits of its 4 bytes: copy that byte into all 4, test one bit in each.
     const __m512i qh = _mm512_load_si512(high_bits);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    unroll<8>([&](auto k) {
+    unrolled<8>([&](auto k) {
       constexpr int kByte = k / 2;
       const __m512i spread = _mm512_shuffle_epi8(
           qh, _mm512_set4_epi32(0x0c0c0c0c + kByte * 0x01010101, 0x08080808 + kByte * 0x01010101,
@@ -498,9 +479,9 @@ KOTO_TILE_INLINE void decode_nibble_group(const typename D::Block* blocks, Weigh
 // 8-15 dword 2m + 1. Register k = dword k of chunk c in lanes c and c + 8, low nibbles
 // in the first, high nibbles in the second: blocks 2c and 2c + 1 in their lane_of.
 template <typename D>
-KOTO_TILE_INLINE void decode_k_group(const typename D::Block* blocks, WeightGroup& dst) {
+KOTO_KERNEL_INLINE void decode_k_group(const typename D::Block* blocks, WeightGroup& dst) {
   __m512i p[4];  // register bits (c2 c1), lane bits (c0 d2 d1 d0)
-  unroll<4>([&](auto j) {
+  unrolled<4>([&](auto j) {
     p[j] = _mm512_loadu_si512(blocks[j / 2].qs + 64 * (j % 2));
   });
   swap_bits<1, 2, 0, 0, 4>(p);  // to (d2 c1 | c0 c2 d1 d0)
@@ -508,7 +489,7 @@ KOTO_TILE_INLINE void decode_k_group(const typename D::Block* blocks, WeightGrou
   const __m512i shifts = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512i v[8];
-  unroll<8>([&](auto k) {
+  unrolled<8>([&](auto k) {
     const __m512i both = _mm512_shuffle_i64x2(
         p[k / 2], p[k / 2], k % 2 == 0 ? _MM_SHUFFLE(1, 0, 1, 0) : _MM_SHUFFLE(3, 2, 3, 2));
     v[k] = _mm512_and_si512(_mm512_srlv_epi32(both, shifts), low4);
@@ -525,7 +506,7 @@ KOTO_TILE_INLINE void decode_k_group(const typename D::Block* blocks, WeightGrou
         0x02020202, 0x40404040, 0x10101010, 0x04040404, 0x01010101, 0x40404040, 0x10101010,
         0x04040404, 0x01010101);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    unroll<8>([&](auto k) {
+    unrolled<8>([&](auto k) {
       // Lane l: dword k of super-block (l / 4) % 2.
       const __m512i index = _mm512_set_epi32(8 + k, 8 + k, 8 + k, 8 + k, k, k, k, k, 8 + k, 8 + k,
                                              8 + k, 8 + k, k, k, k, k);
@@ -559,7 +540,7 @@ void decode_group(const typename D::Block* blocks, int64_t g, int64_t n_blocks,
     } else if constexpr (requires { D::kF16Scale; }) {
       __m256i codes[kGroupBlocks];
       alignas(32) uint16_t bits[kGroupBlocks];
-      unroll<kGroupBlocks>([&](auto b) {
+      unrolled<kGroupBlocks>([&](auto b) {
         codes[b] = D::codes(blocks[first + b]);
         bits[lane_of(b)] = D::scale_bits(blocks[first + b]);
       });
@@ -572,7 +553,7 @@ void decode_group(const typename D::Block* blocks, int64_t g, int64_t n_blocks,
   float scale[kGroupBlocks] = {};  // in block order
   float min[kGroupBlocks] = {};
   if (valid == kGroupBlocks) {
-    unroll<kGroupBlocks / D::kSubBlocks>([&](auto i) {
+    unrolled<kGroupBlocks / D::kSubBlocks>([&](auto i) {
       constexpr int b = i * D::kSubBlocks;
       D::decode(blocks[(first + b) / D::kSubBlocks], &codes[b], &scale[b], &min[b]);
     });
@@ -613,7 +594,7 @@ void relay_vectors(const Q8Vectors& x, int64_t n_vectors, int64_t n_groups, Vect
       const int64_t first = g * kGroupBlocks;
       const int valid = static_cast<int>(std::min<int64_t>(kGroupBlocks, n_blocks - first));
       __m512i c[8];
-      unroll<8>([&](auto j) {
+      unrolled<8>([&](auto j) {
         const int bytes = std::clamp(32 * (valid - 2 * j), 0, 64);
         const __mmask64 mask = bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
         // Padding reads as q = 0 against zero weights and scales.
@@ -621,7 +602,7 @@ void relay_vectors(const Q8Vectors& x, int64_t n_vectors, int64_t n_groups, Vect
       });
       transpose_group(c);
       VectorGroup& dst = out[v * n_groups + g];
-      unroll<8>([&](auto k) { _mm512_store_si512(&dst.codes[k], c[k]); });
+      unrolled<8>([&](auto k) { _mm512_store_si512(&dst.codes[k], c[k]); });
       alignas(64) float d[kGroupBlocks] = {};
       alignas(64) float dsum[kGroupBlocks] = {};
       for (int b = 0; b < valid; ++b) {
@@ -660,33 +641,33 @@ template <int R, int C, bool kHasMin>
 void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, const Slice& slice,
               Accumulators& carry, float out[R][C]) {
   __m512 acc[R][C];
-  unroll<R>([&](auto r) {
-    unroll<C>([&](auto c) {
+  unrolled<R>([&](auto r) {
+    unrolled<C>([&](auto c) {
       acc[r][c] = slice.first ? _mm512_setzero_ps() : carry.sums[r * C + c];
     });
   });
   for (int64_t g = slice.g_begin; g < slice.g_end; ++g) {
     __m512i dot[R][C];
-    unroll<R>([&](auto r) {
+    unrolled<R>([&](auto r) {
       const __m512i bias =
           kHasMin ? _mm512_setzero_si512() : _mm512_load_si512(&w[r * n_groups + g].bias);
-      unroll<C>([&](auto c) { dot[r][c] = bias; });
+      unrolled<C>([&](auto c) { dot[r][c] = bias; });
     });
-    unroll<8>([&](auto k) {
+    unrolled<8>([&](auto k) {
       __m512i xk[C];
-      unroll<C>([&](auto c) { xk[c] = _mm512_load_si512(&x[c * n_groups + g].codes[k]); });
-      unroll<R>([&](auto r) {
+      unrolled<C>([&](auto c) { xk[c] = _mm512_load_si512(&x[c * n_groups + g].codes[k]); });
+      unrolled<R>([&](auto r) {
         const __m512i wk = _mm512_load_si512(&w[r * n_groups + g].codes[k]);
-        unroll<C>([&](auto c) {
+        unrolled<C>([&](auto c) {
           // vpdpbusd multiplies unsigned by signed bytes: see WeightGroup.
           dot[r][c] = kHasMin ? _mm512_dpbusd_epi32(dot[r][c], wk, xk[c])
                               : _mm512_dpbusd_epi32(dot[r][c], xk[c], wk);
         });
       });
     });
-    unroll<R>([&](auto r) {
+    unrolled<R>([&](auto r) {
       const WeightGroup& wg = w[r * n_groups + g];
-      unroll<C>([&](auto c) {
+      unrolled<C>([&](auto c) {
         const VectorGroup& xg = x[c * n_groups + g];
         const __m512 scale = _mm512_mul_ps(wg.scale, xg.d);
         acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), scale, acc[r][c]);
@@ -694,8 +675,8 @@ void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, cons
       });
     });
   }
-  unroll<R>([&](auto r) {
-    unroll<C>([&](auto c) {
+  unrolled<R>([&](auto r) {
+    unrolled<C>([&](auto c) {
       if (slice.last) {
         out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
       } else {
@@ -802,4 +783,4 @@ void add_q8_avx512_tile_kernels(KernelTable& table) {
 
 }  // namespace koto::kernels
 
-#undef KOTO_TILE_INLINE
+#undef KOTO_KERNEL_INLINE

@@ -51,26 +51,7 @@ constexpr int64_t kMaxSplit = 32768;
 // Software prefetch distance along each weight row (the weights stream through once).
 constexpr int64_t kPrefetchBytes = 6144;
 
-template <int N, typename F>
-KOTO_KERNEL_INLINE void unrolled(F&& f) {
-  [&]<int... i>(std::integer_sequence<int, i...>) __attribute__((always_inline)) {
-    (f(std::integral_constant<int, i>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
-}
-
-KOTO_KERNEL_INLINE uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-KOTO_KERNEL_INLINE uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-KOTO_KERNEL_INLINE float load_f16(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+#include "tensor/simd_helpers.inc"
 
 KOTO_KERNEL_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 KOTO_KERNEL_INLINE __m256i load256(const void* p) {

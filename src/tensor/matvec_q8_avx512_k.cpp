@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "koto/tensor_type.h"
@@ -51,11 +52,7 @@ namespace {
 // 1411 / 1329 / 1313 µs, Q6_K 2658 / 2173 / 1986 / 1876 µs.
 constexpr int64_t kPrefetchBlocks = 20;
 
-KOTO_KERNEL_INLINE uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+#include "tensor/simd_helpers.inc"
 
 KOTO_KERNEL_INLINE float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
