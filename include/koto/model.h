@@ -5,6 +5,11 @@
 // tensor it needs (name, shape, type) and builds the tokenizer. A Model is immutable
 // and can be shared by several Sessions (one per sequence); a Session is not
 // thread-safe, but uses the model's thread pool for its own work.
+//
+// Several sequences share one forward pass through Model::eval_batch: the rows of all
+// of them go through each weight matrix together (the weights are read once for all),
+// while attention stays per sequence over that sequence's own KV cache. This is what a
+// server's continuous batching runs on.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +56,16 @@ struct SessionOptions {
 
 class Session;
 
+// One session's part of a batched forward pass (Model::eval_batch).
+struct BatchEntry {
+  Session* session = nullptr;        // not owned; a session of this model, at most once per call
+  std::span<const TokenId> tokens;   // appended at session->n_past(); not empty
+  bool all_logits = false;           // logits of every token, or of the last one only
+  // Filled by eval_batch: what Session::eval would return for these tokens. Valid until
+  // the session's next evaluation.
+  std::span<const float> logits;
+};
+
 class Model {
  public:
   // Throws koto::Error: kNotFound/kIo (file), kCorruptFile (damaged file: a missing
@@ -72,6 +87,15 @@ class Model {
   virtual uint64_t session_bytes(int32_t n_ctx) const = 0;
 
   virtual std::unique_ptr<Session> new_session(const SessionOptions& options = {}) const = 0;
+
+  // Runs every entry's tokens as Session::eval would, in one forward pass per up to 64
+  // rows in total (longer inputs take several passes, in order). Each session's results
+  // are those of evaluating it alone, up to the float rounding of the matrix kernels
+  // (which may depend on how many rows share a pass). All sessions must have the same
+  // kv_type. Throws kInvalidArgument, with nothing evaluated, for a session of another
+  // model, a session given twice, mixed KV types, or any entry Session::eval would
+  // refuse. Thread-safety: calls on one model are serialised.
+  virtual void eval_batch(std::span<BatchEntry> entries) const = 0;
 };
 
 class Session {
@@ -90,6 +114,23 @@ class Session {
   // Forgets positions >= n (keeps a shared prefix for reuse); n >= n_past() changes
   // nothing. Throws kInvalidArgument for n < 0.
   virtual void truncate(int32_t n) = 0;
+
+  // ---- The KV cache as bytes, for a prefix cache that outlives this session ----
+  // The bytes of one position are the keys and values of every layer, in a layout
+  // private to koto that is the same for every session of one model with one kv_type.
+
+  virtual TensorType kv_type() const = 0;
+  // Bytes of cached keys and values that one position takes (all layers).
+  virtual size_t kv_bytes_per_position() const = 0;
+  // Copies positions [begin, end) to `out`, which must hold exactly
+  // (end - begin) * kv_bytes_per_position() bytes. Throws kInvalidArgument unless
+  // 0 <= begin <= end <= n_past() and the size is right.
+  virtual void read_kv(int32_t begin, int32_t end, std::span<uint8_t> out) const = 0;
+  // Appends positions n_past() .. n_past() + count - 1 from bytes read_kv produced (in a
+  // session of the same model and kv_type), as if their tokens had been evaluated here:
+  // count = in.size() / kv_bytes_per_position(). Throws kInvalidArgument when the size
+  // is not a whole number of positions or the positions would run past n_ctx().
+  virtual void append_kv(std::span<const uint8_t> in) = 0;
 };
 
 }  // namespace koto

@@ -39,6 +39,11 @@ class ScriptedSession : public Session {
   int32_t n_past() const override { return n_past_; }
   int32_t n_ctx() const override { return n_ctx_; }
   void truncate(int32_t n) override { n_past_ = std::min(n_past_, n); }
+  // No KV cache to export: generate() never asks for it.
+  TensorType kv_type() const override { return TensorType::kF32; }
+  size_t kv_bytes_per_position() const override { return 0; }
+  void read_kv(int32_t, int32_t, std::span<uint8_t>) const override {}
+  void append_kv(std::span<const uint8_t>) override {}
 
   void set_prompt_size(int32_t n) { prompt_size_ = n; }
   int32_t first_prompt_size() const { return prompt_size_; }

@@ -25,6 +25,14 @@ LoadedModel::LoadedModel(GgufFile file, const Architecture& architecture, ModelP
       tokenizer_(std::move(tokenizer)),
       pool_(n_threads) {}
 
+LoadedModel::~LoadedModel() = default;
+
+void LoadedModel::eval_batch(std::span<BatchEntry> entries) const {
+  const std::lock_guard<std::mutex> lock(scratch_mutex_);
+  if (scratch_ == nullptr) scratch_ = std::make_unique<ForwardScratch>(params_);
+  eval_transformer_batch(*this, *scratch_, entries);
+}
+
 uint64_t LoadedModel::session_bytes(int32_t n_ctx) const {
   return transformer_session_bytes(params_, n_ctx, SessionOptions{}.kv_type, pool_.size());
 }

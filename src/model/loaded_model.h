@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "base/thread_pool.h"
 #include "koto/gguf.h"
@@ -12,10 +13,13 @@
 
 namespace koto::model {
 
+struct ForwardScratch;
+
 class LoadedModel final : public Model {
  public:
   LoadedModel(GgufFile file, const Architecture& architecture, ModelParams params, Weights weights,
               std::unique_ptr<Tokenizer> tokenizer, int n_threads);
+  ~LoadedModel() override;
 
   const ModelParams& params() const override { return params_; }
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
@@ -23,6 +27,7 @@ class LoadedModel final : public Model {
   int n_threads() const override { return pool_.size(); }
   uint64_t session_bytes(int32_t n_ctx) const override;
   std::unique_ptr<Session> new_session(const SessionOptions& options) const override;
+  void eval_batch(std::span<BatchEntry> entries) const override;
 
   const Architecture& architecture() const { return architecture_; }
   const Weights& weights() const { return weights_; }
@@ -36,6 +41,9 @@ class LoadedModel final : public Model {
   Weights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
   mutable ThreadPool pool_;
+  // Activations of a forward pass, made at the first one and lent to one call at a time.
+  mutable std::mutex scratch_mutex_;
+  mutable std::unique_ptr<ForwardScratch> scratch_;
 };
 
 // Reads the hyperparameters and checks and collects every tensor the forward pass

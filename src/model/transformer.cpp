@@ -20,6 +20,7 @@
 
 #include "koto/error.h"
 #include "koto/i18n.h"
+#include "model/forward_scratch.h"
 #include "model/matmul.h"
 #include "tensor/float16.h"
 #include "tensor/kernels.h"
@@ -54,6 +55,16 @@ void add_rows(float* y, const float* bias, int32_t n_rows, int64_t n) {
   }
 }
 
+class TransformerSession;
+
+// One row of a forward pass: a token of one session at one position.
+struct PassRow {
+  TransformerSession* session;
+  int32_t position;   // where the token goes in the session's KV cache
+  TokenId token;
+  float* logits;      // [n_vocab] destination, or null when this row's logits are not needed
+};
+
 class TransformerSession final : public Session {
  public:
   TransformerSession(const LoadedModel& model, int32_t n_ctx, TensorType kv_type);
@@ -62,83 +73,70 @@ class TransformerSession final : public Session {
   int32_t n_past() const override { return n_past_; }
   int32_t n_ctx() const override { return n_ctx_; }
   void truncate(int32_t n) override;
+  TensorType kv_type() const override { return kv_type_; }
+  size_t kv_bytes_per_position() const override {
+    return static_cast<size_t>(2 * p_.n_layer * kv_dim_ * elt_bytes_);
+  }
+  void read_kv(int32_t begin, int32_t end, std::span<uint8_t> out) const override;
+  void append_kv(std::span<const uint8_t> in) override;
+
+  const LoadedModel& model() const { return model_; }
+  // Throws kInvalidArgument when `tokens` cannot be appended (empty, past n_ctx, ids
+  // out of range); nothing is changed.
+  void check_tokens(std::span<const TokenId> tokens) const;
+  // Makes room for the logits of `n_rows` rows and returns the buffer.
+  std::span<float> logits_buffer(size_t n_rows) {
+    logits_.resize(n_rows * static_cast<size_t>(p_.n_vocab));
+    return logits_;
+  }
+  void advance(int32_t n_past) { n_past_ = n_past; }
+
+  // Appends one row's k and v of `layer` at `position`.
+  void store_kv(int layer, int32_t position, const float* k, const float* v);
+  // Head g's keys, [n_ctx][D], and transposed values, [D][n_ctx], of `layer`.
+  const uint8_t* keys(int layer, int32_t g) const {
+    return k_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * p_.head_dim * elt_bytes_;
+  }
+  const uint8_t* values(int layer, int32_t g) const {
+    return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{p_.head_dim} * n_ctx_ * elt_bytes_;
+  }
+  int64_t elt_bytes() const { return elt_bytes_; }
 
  private:
-  void forward(const TokenId* tokens, int32_t n_tokens, bool all_logits, float* logits);
-  void store_kv(int layer, int32_t n_tokens);
-  void attend(int layer, int32_t n_tokens);
-
+  const LoadedModel& model_;
   const ModelParams& p_;
-  const Architecture& arch_;
-  const Weights& w_;
-  ThreadPool& pool_;
   const int32_t n_ctx_;
   int32_t n_past_ = 0;
-
-  // Sizes: E = n_embd, Q = n_head * head_dim, K = n_head_kv * head_dim, F = n_ff, D = head_dim.
-  const int64_t q_dim_;
-  const int64_t kv_dim_;
+  const int64_t kv_dim_;  // n_head_kv * head_dim
 
   // KV cache in kv_type_, per layer. Keys: [n_head_kv][n_ctx][D], so one head's keys
   // of all positions form a matrix and its scores are one matvec. Values transposed:
   // [n_head_kv][D][n_ctx], so each output dimension is one dot product over positions.
   const TensorType kv_type_;
   const int64_t elt_bytes_;  // bytes of one cache element (2 or 4)
-  // A float32 KV cache asks for the float32 reference computation throughout, so the
-  // weight products keep float activations too (no 8-bit rounding).
-  const MatmulPrecision precision_;
   // Allocated without being written: pages become resident only as positions are
   // filled, and positions >= n_past are never read.
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
   std::vector<std::unique_ptr<uint8_t[]>> v_cache_;
-
-  // Activations of up to kMaxBatch tokens, row-major [token][...].
-  std::vector<float> x_;      // [B][E]  the residual stream
-  std::vector<float> h_;      // [B][E]  normalized input of the current block
-  std::vector<float> q_;      // [B][Q]
-  std::vector<float> k_;      // [B][K]
-  std::vector<float> v_;      // [B][K]
-  std::vector<float> att_;    // [B][Q]  attention output, heads concatenated
-  std::vector<float> proj_;   // [B][E]  a block's output before it is added to x
-  std::vector<float> gate_;   // [B][F]
-  std::vector<float> up_;     // [B][F]
-  std::vector<float> cos_;    // [B][D/2] RoPE rotation of each token's position
-  std::vector<float> sin_;    // [B][D/2]
   std::vector<float> logits_;  // [rows][n_vocab], what eval returns
 };
 
 TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, TensorType kv_type)
-    : p_(model.params()),
-      arch_(model.architecture()),
-      w_(model.weights()),
-      pool_(model.pool()),
+    : model_(model),
+      p_(model.params()),
       n_ctx_(n_ctx),
-      q_dim_(static_cast<int64_t>(p_.n_head) * p_.head_dim),
       kv_dim_(static_cast<int64_t>(p_.n_head_kv) * p_.head_dim),
       kv_type_(kv_type),
-      elt_bytes_(tensor_row_bytes(kv_type, 1)),
-      precision_(kv_type == TensorType::kF32 ? MatmulPrecision::kFloat32 : MatmulPrecision::kFast) {
+      elt_bytes_(tensor_row_bytes(kv_type, 1)) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
     k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
     v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
   }
-  const size_t b = kMaxBatch;
-  x_.resize(b * p_.n_embd);
-  h_.resize(b * p_.n_embd);
-  q_.resize(b * q_dim_);
-  k_.resize(b * kv_dim_);
-  v_.resize(b * kv_dim_);
-  att_.resize(b * q_dim_);
-  proj_.resize(b * p_.n_embd);
-  gate_.resize(b * p_.n_ff);
-  up_.resize(b * p_.n_ff);
-  cos_.resize(b * p_.head_dim / 2);
-  sin_.resize(b * p_.head_dim / 2);
 }
 
-std::span<const float> TransformerSession::eval(std::span<const TokenId> tokens, bool all_logits) {
+void TransformerSession::check_tokens(std::span<const TokenId> tokens) const {
   if (tokens.empty()) {
     throw Error(ErrorCode::kInvalidArgument, tr("no tokens to evaluate", "評価するトークンがありません"));
   }
@@ -155,15 +153,12 @@ std::span<const float> TransformerSession::eval(std::span<const TokenId> tokens,
                      p_.n_vocab - 1));
     }
   }
-  const size_t n_rows = all_logits ? tokens.size() : 1;
-  logits_.resize(n_rows * static_cast<size_t>(p_.n_vocab));
-  for (size_t start = 0; start < tokens.size(); start += kMaxBatch) {
-    const int32_t n = static_cast<int32_t>(std::min<size_t>(kMaxBatch, tokens.size() - start));
-    const bool last = start + n == tokens.size();
-    float* out = all_logits ? logits_.data() + start * p_.n_vocab : (last ? logits_.data() : nullptr);
-    forward(tokens.data() + start, n, all_logits, out);
-  }
-  return logits_;
+}
+
+std::span<const float> TransformerSession::eval(std::span<const TokenId> tokens, bool all_logits) {
+  BatchEntry entry{this, tokens, all_logits, {}};
+  model_.eval_batch(std::span<BatchEntry>(&entry, 1));
+  return entry.logits;
 }
 
 void TransformerSession::truncate(int32_t n) {
@@ -175,56 +170,155 @@ void TransformerSession::truncate(int32_t n) {
   n_past_ = std::min(n_past_, n);
 }
 
-// Appends the batch's k and v to the cache, at their positions.
-void TransformerSession::store_kv(int layer, int32_t n_tokens) {
-  uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
-  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
+// Bytes of one position: for every layer, its keys [n_head_kv][D] then its values
+// [n_head_kv][D]. Positions follow each other: [position][layer][k|v][g][D].
+void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> out) const {
+  const size_t per_position = kv_bytes_per_position();
+  if (begin < 0 || begin > end || end > n_past_ || out.size() != static_cast<size_t>(end - begin) * per_position) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("cannot read the KV cache of positions {0} to {1} into {2} bytes (the session holds {3} positions "
+                   "of {4} bytes)",
+                   "位置 {0}〜{1} の KV キャッシュを {2} バイトに読み出せません (保持 {3} 位置、1 位置 {4} バイト)",
+                   begin, end, out.size(), n_past_, per_position));
+  }
   const int32_t head_dim = p_.head_dim;
-  for (int32_t b = 0; b < n_tokens; ++b) {
-    const int64_t position = n_past_ + b;
-    for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-      const float* k = &k_[b * kv_dim_ + g * head_dim];
-      const float* v = &v_[b * kv_dim_ + g * head_dim];
-      const int64_t k_index = (g * int64_t{n_ctx_} + position) * head_dim;  // [g][position][0]
-      const int64_t v_index = g * int64_t{head_dim} * n_ctx_ + position;     // [g][0][position]
-      if (kv_type_ == TensorType::kF32) {
-        auto* k32 = reinterpret_cast<float*>(k_cache);
-        auto* v32 = reinterpret_cast<float*>(v_cache);
-        for (int32_t i = 0; i < head_dim; ++i) k32[k_index + i] = k[i];
-        for (int32_t i = 0; i < head_dim; ++i) v32[v_index + int64_t{i} * n_ctx_] = v[i];
-      } else {
-        auto* k16 = reinterpret_cast<uint16_t*>(k_cache);
-        auto* v16 = reinterpret_cast<uint16_t*>(v_cache);
-        for (int32_t i = 0; i < head_dim; ++i) k16[k_index + i] = fp32_to_fp16(k[i]);
-        for (int32_t i = 0; i < head_dim; ++i) v16[v_index + int64_t{i} * n_ctx_] = fp32_to_fp16(v[i]);
+  const size_t row = static_cast<size_t>(head_dim * elt_bytes_);
+  uint8_t* dst = out.data();
+  for (int32_t position = begin; position < end; ++position) {
+    for (int l = 0; l < p_.n_layer; ++l) {
+      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+        std::memcpy(dst, keys(l, g) + int64_t{position} * head_dim * elt_bytes_, row);
+        dst += row;
+      }
+      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+        const uint8_t* v = values(l, g) + int64_t{position} * elt_bytes_;
+        for (int32_t i = 0; i < head_dim; ++i) {
+          std::memcpy(dst, v + int64_t{i} * n_ctx_ * elt_bytes_, static_cast<size_t>(elt_bytes_));
+          dst += elt_bytes_;
+        }
       }
     }
   }
 }
 
-// Causal attention of the batch's queries over the cache: token b (position n_past_ +
-// b) sees positions 0 .. n_past_ + b. Query head h reads kv head h / (n_head /
-// n_head_kv), so consecutive query heads share one kv head (GQA).
-void TransformerSession::attend(int layer, int32_t n_tokens) {
+void TransformerSession::append_kv(std::span<const uint8_t> in) {
+  const size_t per_position = kv_bytes_per_position();
+  if (in.size() % per_position != 0 || in.size() / per_position > static_cast<size_t>(n_ctx_ - n_past_)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("cannot append {0} bytes to the KV cache ({1} bytes per position, {2} of {3} positions used)",
+                   "KV キャッシュに {0} バイトを追加できません (1 位置 {1} バイト、{3} 位置中 {2} 使用済み)",
+                   in.size(), per_position, n_past_, n_ctx_));
+  }
+  const int32_t count = static_cast<int32_t>(in.size() / per_position);
+  const int32_t head_dim = p_.head_dim;
+  const size_t row = static_cast<size_t>(head_dim * elt_bytes_);
+  const uint8_t* src = in.data();
+  for (int32_t position = n_past_; position < n_past_ + count; ++position) {
+    for (int l = 0; l < p_.n_layer; ++l) {
+      uint8_t* k_cache = k_cache_[static_cast<size_t>(l)].get();
+      uint8_t* v_cache = v_cache_[static_cast<size_t>(l)].get();
+      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+        std::memcpy(k_cache + ((g * int64_t{n_ctx_} + position) * head_dim) * elt_bytes_, src, row);
+        src += row;
+      }
+      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+        uint8_t* v = v_cache + (g * int64_t{head_dim} * n_ctx_ + position) * elt_bytes_;
+        for (int32_t i = 0; i < head_dim; ++i) {
+          std::memcpy(v + int64_t{i} * n_ctx_ * elt_bytes_, src, static_cast<size_t>(elt_bytes_));
+          src += elt_bytes_;
+        }
+      }
+    }
+  }
+  n_past_ += count;
+}
+
+void TransformerSession::store_kv(int layer, int32_t position, const float* k_row, const float* v_row) {
+  uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
+  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
+  const int32_t head_dim = p_.head_dim;
+  for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+    const float* k = &k_row[g * head_dim];
+    const float* v = &v_row[g * head_dim];
+    const int64_t k_index = (g * int64_t{n_ctx_} + position) * head_dim;  // [g][position][0]
+    const int64_t v_index = g * int64_t{head_dim} * n_ctx_ + position;     // [g][0][position]
+    if (kv_type_ == TensorType::kF32) {
+      auto* k32 = reinterpret_cast<float*>(k_cache);
+      auto* v32 = reinterpret_cast<float*>(v_cache);
+      for (int32_t i = 0; i < head_dim; ++i) k32[k_index + i] = k[i];
+      for (int32_t i = 0; i < head_dim; ++i) v32[v_index + int64_t{i} * n_ctx_] = v[i];
+    } else {
+      auto* k16 = reinterpret_cast<uint16_t*>(k_cache);
+      auto* v16 = reinterpret_cast<uint16_t*>(v_cache);
+      for (int32_t i = 0; i < head_dim; ++i) k16[k_index + i] = fp32_to_fp16(k[i]);
+      for (int32_t i = 0; i < head_dim; ++i) v16[v_index + int64_t{i} * n_ctx_] = fp32_to_fp16(v[i]);
+    }
+  }
+}
+
+// One forward pass over up to kMaxBatch rows, which may belong to several sessions
+// (each session's rows at consecutive positions, from its n_past). Every weight matrix
+// is read once for all rows; attention of a row reads its own session's cache only.
+class ForwardPass {
+ public:
+  ForwardPass(const LoadedModel& model, ForwardScratch& scratch, std::span<const PassRow> rows, TensorType kv_type)
+      : p_(model.params()),
+        w_(model.weights()),
+        pool_(model.pool()),
+        s_(scratch),
+        rows_(rows),
+        n_rows_(static_cast<int32_t>(rows.size())),
+        q_dim_(static_cast<int64_t>(p_.n_head) * p_.head_dim),
+        kv_dim_(static_cast<int64_t>(p_.n_head_kv) * p_.head_dim),
+        kv_type_(kv_type),
+        // A float32 KV cache asks for the float32 reference computation throughout, so
+        // the weight products keep float activations too (no 8-bit rounding).
+        precision_(kv_type == TensorType::kF32 ? MatmulPrecision::kFloat32 : MatmulPrecision::kFast) {}
+
+  void run();
+
+ private:
+  void attend(int layer);
+
+  const ModelParams& p_;
+  const Weights& w_;
+  ThreadPool& pool_;
+  ForwardScratch& s_;
+  std::span<const PassRow> rows_;
+  const int32_t n_rows_;
+  // Sizes: E = n_embd, Q = n_head * head_dim, K = n_head_kv * head_dim, F = n_ff, D = head_dim.
+  const int64_t q_dim_;
+  const int64_t kv_dim_;
+  const TensorType kv_type_;
+  const MatmulPrecision precision_;
+};
+
+// Causal attention of each row's query over its own session's cache: a row at position
+// p sees positions 0 .. p (its session's rows of this pass were stored first). Query
+// head h reads kv head h / (n_head / n_head_kv), so consecutive query heads share one
+// kv head (GQA).
+void ForwardPass::attend(int layer) {
   const int32_t head_dim = p_.head_dim;
   const int32_t group = p_.n_head / p_.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
-  const uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
-  const int64_t work = int64_t{n_tokens} * p_.n_head * (n_past_ + n_tokens) * head_dim * 2;
+  int64_t work = 0;
+  for (const PassRow& row : rows_) work += int64_t{p_.n_head} * (row.position + 1) * head_dim * 2;
 
-  parallel_for_work(pool_, int64_t{n_tokens} * p_.n_head, work, [&](int64_t task) {
+  parallel_for_work(pool_, int64_t{n_rows_} * p_.n_head, work, [&](int64_t task) {
     const int32_t b = static_cast<int32_t>(task / p_.n_head);
     const int32_t h = static_cast<int32_t>(task % p_.n_head);
     const int32_t g = h / group;
-    const int32_t n_keys = n_past_ + b + 1;
-    const float* q = &q_[b * q_dim_ + h * head_dim];
+    const PassRow& row = rows_[static_cast<size_t>(b)];
+    const TransformerSession& session = *row.session;
+    const int32_t n_keys = row.position + 1;
+    const int64_t n_ctx = session.n_ctx();
+    const int64_t elt_bytes = session.elt_bytes();
+    const float* q = &s_.q[b * q_dim_ + h * head_dim];
     thread_local std::vector<float> scores;
     scores.resize(static_cast<size_t>(n_keys));
 
     // scores[s] = q · k_s for every visible position s, as one matvec over head g's keys.
-    const uint8_t* keys = k_cache + g * int64_t{n_ctx_} * head_dim * elt_bytes_;
-    kernels::matvec(kv_type_, keys, head_dim, q, scores.data(), 0, n_keys);
+    kernels::matvec(kv_type_, session.keys(layer, g), head_dim, q, scores.data(), 0, n_keys);
     float max_score = -std::numeric_limits<float>::infinity();
     for (int32_t s = 0; s < n_keys; ++s) {
       scores[s] *= scale;
@@ -239,31 +333,34 @@ void TransformerSession::attend(int layer, int32_t n_tokens) {
     for (int32_t s = 0; s < n_keys; ++s) scores[s] *= inv_sum;
 
     // out[i] = sum_s p_s v_s[i]: a dot product along row i of head g's transposed values.
-    float* out = &att_[b * q_dim_ + h * head_dim];
-    const uint8_t* values = v_cache + g * int64_t{head_dim} * n_ctx_ * elt_bytes_;
+    float* out = &s_.att[b * q_dim_ + h * head_dim];
+    const uint8_t* values = session.values(layer, g);
     for (int32_t i = 0; i < head_dim; ++i) {
-      out[i] = kernels::dot_row(kv_type_, values + int64_t{i} * n_ctx_ * elt_bytes_, scores.data(), n_keys);
+      out[i] = kernels::dot_row(kv_type_, values + int64_t{i} * n_ctx * elt_bytes, scores.data(), n_keys);
     }
   });
 }
 
-void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool all_logits, float* logits) {
+void ForwardPass::run() {
   const int64_t n_embd = p_.n_embd;
   const int32_t head_dim = p_.head_dim;
   const int32_t half = head_dim / 2;
   const float eps = p_.rms_eps;
+  const int32_t n_tokens = n_rows_;
+  float* x = s_.x.data();
+  float* h = s_.h.data();
 
   // 1. Embeddings: row `token` of token_embd (decoded when the table is quantized).
   for (int32_t b = 0; b < n_tokens; ++b) {
-    kernels::dequantize_row(w_.token_embd.type, w_.token_embd.row(tokens[b]), &x_[b * n_embd], n_embd);
+    kernels::dequantize_row(w_.token_embd.type, w_.token_embd.row(rows_[b].token), &x[b * n_embd], n_embd);
   }
-  // RoPE angles of the batch's positions, shared by every layer and head.
+  // RoPE angles of the rows' positions, shared by every layer and head.
   for (int32_t b = 0; b < n_tokens; ++b) {
-    const double position = n_past_ + b;
+    const double position = rows_[b].position;
     for (int32_t i = 0; i < half; ++i) {
       const double angle = position * w_.rope_inv_freq[static_cast<size_t>(i)];
-      cos_[b * half + i] = static_cast<float>(std::cos(angle));
-      sin_[b * half + i] = static_cast<float>(std::sin(angle));
+      s_.cos[b * half + i] = static_cast<float>(std::cos(angle));
+      s_.sin[b * half + i] = static_cast<float>(std::sin(angle));
     }
   }
 
@@ -272,59 +369,143 @@ void TransformerSession::forward(const TokenId* tokens, int32_t n_tokens, bool a
 
     // 2. Attention block.
     for (int32_t b = 0; b < n_tokens; ++b) {
-      rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.attn_norm.data(), n_embd, eps);
+      rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.attn_norm.data(), n_embd, eps);
     }
-    matmul_shared_input(pool_, {{&layer.wq, q_.data()}, {&layer.wk, k_.data()}, {&layer.wv, v_.data()}},
-                        h_.data(), n_tokens, precision_);
+    matmul_shared_input(pool_, {{&layer.wq, s_.q.data()}, {&layer.wk, s_.k.data()}, {&layer.wv, s_.v.data()}}, h,
+                        n_tokens, precision_);
     if (!layer.bq.empty()) {  // qwen2
-      add_rows(q_.data(), layer.bq.data(), n_tokens, q_dim_);
-      add_rows(k_.data(), layer.bk.data(), n_tokens, kv_dim_);
-      add_rows(v_.data(), layer.bv.data(), n_tokens, kv_dim_);
+      add_rows(s_.q.data(), layer.bq.data(), n_tokens, q_dim_);
+      add_rows(s_.k.data(), layer.bk.data(), n_tokens, kv_dim_);
+      add_rows(s_.v.data(), layer.bv.data(), n_tokens, kv_dim_);
     }
     for (int32_t b = 0; b < n_tokens; ++b) {
-      const float* cos = &cos_[b * half];
-      const float* sin = &sin_[b * half];
-      for (int32_t h = 0; h < p_.n_head; ++h) {
-        float* q = &q_[b * q_dim_ + h * head_dim];
+      const float* cos = &s_.cos[b * half];
+      const float* sin = &s_.sin[b * half];
+      for (int32_t hd = 0; hd < p_.n_head; ++hd) {
+        float* q = &s_.q[b * q_dim_ + hd * head_dim];
         if (!layer.q_norm.empty()) rmsnorm(q, q, layer.q_norm.data(), head_dim, eps);  // qwen3
         rope(q, cos, sin, head_dim, p_.rope_neox);
       }
-      for (int32_t h = 0; h < p_.n_head_kv; ++h) {
-        float* k = &k_[b * kv_dim_ + h * head_dim];
+      for (int32_t hd = 0; hd < p_.n_head_kv; ++hd) {
+        float* k = &s_.k[b * kv_dim_ + hd * head_dim];
         if (!layer.k_norm.empty()) rmsnorm(k, k, layer.k_norm.data(), head_dim, eps);  // qwen3
         rope(k, cos, sin, head_dim, p_.rope_neox);
       }
     }
-    store_kv(l, n_tokens);
-    attend(l, n_tokens);
-    matmul(pool_, layer.wo, att_.data(), n_tokens, proj_.data(), precision_);
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x_[i] += proj_[i];
+    for (int32_t b = 0; b < n_tokens; ++b) {
+      rows_[b].session->store_kv(l, rows_[b].position, &s_.k[b * kv_dim_], &s_.v[b * kv_dim_]);
+    }
+    attend(l);
+    matmul(pool_, layer.wo, s_.att.data(), n_tokens, s_.proj.data(), precision_);
+    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += s_.proj[i];
 
     // 3. Feed-forward block (SwiGLU).
     for (int32_t b = 0; b < n_tokens; ++b) {
-      rmsnorm(&h_[b * n_embd], &x_[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
+      rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
     }
-    matmul_shared_input(pool_, {{&layer.w_gate, gate_.data()}, {&layer.w_up, up_.data()}},
-                        h_.data(), n_tokens, precision_);
+    matmul_shared_input(pool_, {{&layer.w_gate, s_.gate.data()}, {&layer.w_up, s_.up.data()}}, h, n_tokens,
+                        precision_);
     for (int64_t i = 0; i < n_tokens * int64_t{p_.n_ff}; ++i) {
-      const float g = gate_[i];
-      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+      const float g = s_.gate[i];
+      s_.gate[i] = g / (1.0f + std::exp(-g)) * s_.up[i];
     }
-    matmul(pool_, layer.w_down, gate_.data(), n_tokens, proj_.data(), precision_);
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x_[i] += proj_[i];
+    matmul(pool_, layer.w_down, s_.gate.data(), n_tokens, s_.proj.data(), precision_);
+    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += s_.proj[i];
   }
-  n_past_ += n_tokens;
 
-  // 4. Output: logits of every token, or of the last one only.
-  if (logits == nullptr) return;
-  const int32_t first = all_logits ? 0 : n_tokens - 1;
-  for (int32_t b = first; b < n_tokens; ++b) {
-    rmsnorm(&h_[(b - first) * n_embd], &x_[b * n_embd], w_.output_norm.data(), n_embd, eps);
+  // 4. Output: logits of the rows that want them, computed together, then scattered.
+  int32_t n_out = 0;
+  for (int32_t b = 0; b < n_tokens; ++b) {
+    if (rows_[b].logits == nullptr) continue;
+    rmsnorm(&h[n_out * n_embd], &x[b * n_embd], w_.output_norm.data(), n_embd, eps);
+    ++n_out;
   }
-  matmul(pool_, w_.output, h_.data(), n_tokens - first, logits, precision_);
+  if (n_out == 0) return;
+  const size_t n_vocab = static_cast<size_t>(p_.n_vocab);
+  s_.logits.resize(static_cast<size_t>(n_out) * n_vocab);
+  matmul(pool_, w_.output, h, n_out, s_.logits.data(), precision_);
+  int32_t out = 0;
+  for (int32_t b = 0; b < n_tokens; ++b) {
+    if (rows_[b].logits == nullptr) continue;
+    std::memcpy(rows_[b].logits, &s_.logits[static_cast<size_t>(out) * n_vocab], n_vocab * sizeof(float));
+    ++out;
+  }
 }
 
 }  // namespace
+
+ForwardScratch::ForwardScratch(const ModelParams& p) {
+  const size_t b = kMaxBatch;
+  const size_t q_dim = static_cast<size_t>(p.n_head) * p.head_dim;
+  const size_t kv_dim = static_cast<size_t>(p.n_head_kv) * p.head_dim;
+  x.resize(b * p.n_embd);
+  h.resize(b * p.n_embd);
+  q.resize(b * q_dim);
+  k.resize(b * kv_dim);
+  v.resize(b * kv_dim);
+  att.resize(b * q_dim);
+  proj.resize(b * p.n_embd);
+  gate.resize(b * p.n_ff);
+  up.resize(b * p.n_ff);
+  cos.resize(b * p.head_dim / 2);
+  sin.resize(b * p.head_dim / 2);
+}
+
+void eval_transformer_batch(const LoadedModel& model, ForwardScratch& scratch, std::span<BatchEntry> entries) {
+  // Everything is checked before anything runs, so a refused call changes nothing.
+  std::vector<TransformerSession*> sessions(entries.size());
+  for (size_t e = 0; e < entries.size(); ++e) {
+    auto* session = dynamic_cast<TransformerSession*>(entries[e].session);
+    if (session == nullptr || &session->model() != &model) {
+      throw Error(ErrorCode::kInvalidArgument, tr("batch entry {0} is not a session of this model",
+                                                  "バッチの {0} 番目はこのモデルのセッションではありません", e));
+    }
+    if (e > 0 && session->kv_type() != sessions[0]->kv_type()) {
+      throw Error(ErrorCode::kInvalidArgument, tr("the sessions of one batch must share one KV cache type",
+                                                  "一つのバッチのセッションは同じ KV キャッシュの型でなければなりません"));
+    }
+    for (size_t other = 0; other < e; ++other) {
+      if (sessions[other] == session) {
+        throw Error(ErrorCode::kInvalidArgument, tr("batch entries {0} and {1} are the same session",
+                                                    "バッチの {0} 番目と {1} 番目が同じセッションです", other, e));
+      }
+    }
+    session->check_tokens(entries[e].tokens);
+    sessions[e] = session;
+  }
+  if (entries.empty()) return;
+  const TensorType kv_type = sessions[0]->kv_type();
+  const size_t n_vocab = static_cast<size_t>(model.params().n_vocab);
+
+  std::vector<std::span<float>> logits(entries.size());
+  for (size_t e = 0; e < entries.size(); ++e) {
+    logits[e] = sessions[e]->logits_buffer(entries[e].all_logits ? entries[e].tokens.size() : 1);
+  }
+  // Rows in entry order, kMaxBatch per pass; an entry may continue into the next pass.
+  std::vector<PassRow> rows;
+  rows.reserve(kMaxBatch);
+  auto run_pass = [&] {
+    ForwardPass(model, scratch, rows, kv_type).run();
+    for (const PassRow& row : rows) row.session->advance(row.position + 1);
+    rows.clear();
+  };
+  for (size_t e = 0; e < entries.size(); ++e) {
+    const std::span<const TokenId> tokens = entries[e].tokens;
+    const int32_t start = sessions[e]->n_past();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      float* out = nullptr;
+      if (entries[e].all_logits) {
+        out = logits[e].data() + i * n_vocab;
+      } else if (i + 1 == tokens.size()) {
+        out = logits[e].data();
+      }
+      rows.push_back({sessions[e], start + static_cast<int32_t>(i), tokens[i], out});
+      if (rows.size() == static_cast<size_t>(kMaxBatch)) run_pass();
+    }
+  }
+  if (!rows.empty()) run_pass();
+  for (size_t e = 0; e < entries.size(); ++e) entries[e].logits = logits[e];
+}
 
 std::unique_ptr<Session> new_transformer_session(const LoadedModel& model, int32_t n_ctx, TensorType kv_type) {
   return std::make_unique<TransformerSession>(model, n_ctx, kv_type);

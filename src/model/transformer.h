@@ -5,17 +5,21 @@
 #include <cstdint>
 #include <memory>
 
+#include <span>
+
 #include "koto/model.h"
+#include "model/forward_scratch.h"
 #include "model/loaded_model.h"
 
 namespace koto::model {
 
-// Tokens per forward pass; longer inputs to Session::eval are run in slices of this.
-inline constexpr int32_t kMaxBatch = 64;
-
 // A session over `model` (which must outlive it) with room for n_ctx positions.
 // kv_type is kF16 or kF32 (the caller checked).
 std::unique_ptr<Session> new_transformer_session(const LoadedModel& model, int32_t n_ctx, TensorType kv_type);
+
+// Model::eval_batch for transformer sessions, with `scratch` (which the caller holds
+// exclusively for the call).
+void eval_transformer_batch(const LoadedModel& model, ForwardScratch& scratch, std::span<BatchEntry> entries);
 
 // The bytes new_transformer_session allocates for n_ctx positions (KV cache and
 // scratch), approximately.
