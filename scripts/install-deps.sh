@@ -11,6 +11,8 @@ packages=(
   libcli11-dev                       # command line
   libfmt-dev                         # message formatting (positional args for Japanese word order)
   libicu-dev                         # Unicode classes and regex for the BPE pre-tokenizers
+  libxxhash-dev                      # fast hashes: prefix-cache keys and checksums, model identity
+  libcpp-httplib-dev                 # HTTP server of `koto serve` (and the test clients)
 )
 missing=()
 for p in "${packages[@]}"; do

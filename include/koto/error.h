@@ -19,7 +19,8 @@ enum class ErrorCode {
   kCorruptFile,      // a file's bytes contradict its own format (truncated, bad offsets...)
   kUnsupported,      // well-formed, but koto does not implement it (type, architecture...)
   kOutOfMemory,      // the work would not fit in memory
-  kCancelled,        // stopped on request (Ctrl-C)
+  kCancelled,        // stopped on request (Ctrl-C, a client that went away)
+  kUnavailable,      // cannot be taken now (a full queue, shutting down); the same call may work later
   kInternal,         // a bug in koto
 };
 

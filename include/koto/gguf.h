@@ -120,6 +120,8 @@ class GgufFile {
   uint64_t alignment() const;        // general.alignment, 32 when absent
   uint64_t file_size() const;
   uint64_t data_offset() const;      // where the data section starts in the file
+  // The whole file as mapped (or as given to parse), valid for the life of this object.
+  std::string_view bytes() const;
 
   const std::vector<GgufKeyValue>& metadata() const;
   const GgufValue* find(std::string_view key) const;  // nullptr if absent

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <thread>
 
 namespace koto {
 namespace {
@@ -22,6 +23,35 @@ TEST(I18n, JapaneseMayReorderArguments) {
   set_language(Language::kJapanese);
   EXPECT_EQ(tr("tensor {0} in {1}", "{1} のテンソル {0}", "blk.0", "m.gguf"), "m.gguf のテンソル blk.0");
   set_language(Language::kEnglish);
+}
+
+TEST(I18n, AcceptLanguagePicksTheHigherQualityOfJapaneseAndEnglish) {
+  EXPECT_EQ(language_from_accept_language("ja"), Language::kJapanese);
+  EXPECT_EQ(language_from_accept_language("ja-JP,ja;q=0.9,en-US;q=0.8"), Language::kJapanese);
+  EXPECT_EQ(language_from_accept_language("en-US,en;q=0.9,ja;q=0.8"), Language::kEnglish);
+  EXPECT_EQ(language_from_accept_language("fr-FR, ja;q=0.5"), Language::kJapanese);
+  EXPECT_EQ(language_from_accept_language("en;q=0.3, JA;q=0.7"), Language::kJapanese);
+  EXPECT_EQ(language_from_accept_language("fr, de"), Language::kEnglish);
+  EXPECT_EQ(language_from_accept_language("", Language::kJapanese), Language::kJapanese);
+  EXPECT_EQ(language_from_accept_language("jam, ja;q=0"), Language::kEnglish);  // "jam" is not Japanese; q=0 refuses
+  EXPECT_EQ(language_from_accept_language("ja;q=abc, en;q=0.1"), Language::kEnglish);
+}
+
+TEST(I18n, ScopedLanguageIsPerThreadAndNests) {
+  set_language(Language::kEnglish);
+  {
+    const ScopedLanguage japanese(Language::kJapanese);
+    EXPECT_EQ(language(), Language::kJapanese);
+    {
+      const ScopedLanguage english(Language::kEnglish);
+      EXPECT_EQ(language(), Language::kEnglish);
+    }
+    EXPECT_EQ(language(), Language::kJapanese);
+    Language other_thread = Language::kJapanese;
+    std::thread([&other_thread] { other_thread = language(); }).join();
+    EXPECT_EQ(other_thread, Language::kEnglish);
+  }
+  EXPECT_EQ(language(), Language::kEnglish);
 }
 
 }  // namespace

@@ -514,6 +514,7 @@ uint64_t GgufFile::alignment() const { return state_->alignment; }
 uint64_t GgufFile::file_size() const { return state_->bytes.size(); }
 uint64_t GgufFile::data_offset() const { return state_->data_offset; }
 const std::vector<GgufKeyValue>& GgufFile::metadata() const { return state_->metadata; }
+std::string_view GgufFile::bytes() const { return state_->bytes; }
 const std::vector<GgufTensor>& GgufFile::tensors() const { return state_->tensors; }
 
 const GgufValue* GgufFile::find(std::string_view key) const {
