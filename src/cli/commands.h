@@ -34,5 +34,6 @@ CommandRunner define_logits(CLI::App& command);
 CommandRunner define_synth(CLI::App& command);
 CommandRunner define_quantize(CLI::App& command);
 CommandRunner define_bench(CLI::App& command);
+CommandRunner define_serve(CLI::App& command);
 
 }  // namespace koto::cli

@@ -25,6 +25,8 @@ constexpr Command kCommands[] = {
     {"tokenize", "Turn text into token ids, or ids back into text (--decode)",
      "テキストをトークン ID に変換 (--decode で ID からテキストへ)", define_tokenize},
     {"run", "Answer one prompt with a model and stream the answer", "モデルで一つの質問に答え、回答を逐次表示", define_run},
+    {"serve", "Serve a model over an OpenAI-compatible HTTP API, to several clients at once",
+     "モデルを OpenAI 互換の HTTP API で提供 (複数の利用者に同時に)", define_serve},
     {"logits", "Write the logits of every position for given token ids (float32 little-endian)",
      "指定したトークン列の全位置のロジットを書き出す (float32 リトルエンディアン)", define_logits},
     {"quantize", "Convert a model's weights to another type (Q8_0, Q4_K_M...) and report the error",

@@ -25,6 +25,13 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Model> stories() { return Model::load(fixture_path("models/stories260K.gguf")); }
 
+// Generates for seconds (until its 4096-token context is full), so a test can act on a
+// request that is still running.
+const std::string& slow_chain_path() {
+  static const std::string path = testing::write_slow_chain_model(::testing::TempDir() + "koto_scheduler_slow_chain.gguf");
+  return path;
+}
+
 std::string chain_model_path(const std::string& name, const testing::ChainModelOptions& options = {}) {
   return testing::write_chain_model(::testing::TempDir() + "koto_scheduler_" + name + ".gguf", options);
 }
@@ -224,7 +231,7 @@ TEST(Scheduler, OptionsAreChecked) {
 
 // The queue's limit counts requests beyond the free slots.
 TEST(Scheduler, FullQueueRefusesWithUnavailable) {
-  auto model = Model::load(chain_model_path("queue"));
+  auto model = Model::load(slow_chain_path());
   SchedulerOptions options;
   options.n_slots = 1;
   options.max_queue = 1;
@@ -388,7 +395,7 @@ TEST(Scheduler, DiskCacheSurvivesARestartAndDamageIsIgnored) {
 }
 
 TEST(Scheduler, CancelAllEndsEverythingAndStopAcceptingRefuses) {
-  auto model = Model::load(chain_model_path("cancel_all"));
+  auto model = Model::load(slow_chain_path());
   SchedulerOptions options;
   options.n_slots = 2;
   Scheduler scheduler(*model, options);

@@ -1,0 +1,639 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "base/utf8.h"
+#include "koto/error.h"
+#include "koto/gguf.h"
+#include "koto/i18n.h"
+#include "server/api_types.h"
+#include "server/metrics.h"
+
+namespace koto::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How often a waiting handler checks that its client is still there.
+constexpr auto kClientCheckInterval = 50ms;
+
+// What the log line of the request being served on this thread says. httplib serves
+// one request at a time per thread, from pre-routing to its logger.
+struct LogRecord {
+  bool active = false;
+  Clock::time_point start;
+  std::string id;
+  std::string route = "other";
+  std::optional<RequestStats> stats;
+  std::string note;
+};
+thread_local LogRecord t_log;
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm {};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json; charset=utf-8");
+}
+
+void send_error(httplib::Response& res, const ApiError& error) { send_json(res, error.status, error_body(error)); }
+
+ApiError unavailable(std::string code, const std::string& message) {
+  return ApiError(503, "server_error", std::move(code), "", message);
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(const ServerOptions& options, ApiKeys keys, std::function<void(const std::string&)> log)
+      : options(options), keys(std::move(keys)), log(std::move(log)), rng(std::random_device{}()) {}
+
+  // ---- the route table ----
+  using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&);
+  struct Route {
+    const char* method;
+    const char* path;
+    bool needs_key;    // when the server has API keys
+    bool needs_model;  // 503 while the model loads
+    Handler handle;
+  };
+  static const Route kRoutes[];
+
+  void health(const httplib::Request&, httplib::Response& res);
+  void metrics_route(const httplib::Request&, httplib::Response& res);
+  void models(const httplib::Request&, httplib::Response& res);
+  void chat_completions(const httplib::Request& req, httplib::Response& res);
+  void completions(const httplib::Request& req, httplib::Response& res);
+  void tokenize(const httplib::Request& req, httplib::Response& res);
+  void detokenize(const httplib::Request& req, httplib::Response& res);
+
+  void register_routes();
+  void dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res);
+  void fill_error_body(const httplib::Request& req, httplib::Response& res);
+  void write_log(const httplib::Request& req, int status);
+  Language request_language(const httplib::Request& req) const {
+    return language_from_accept_language(req.get_header_value("Accept-Language"), default_language);
+  }
+  bool cors_allows(const std::string& origin) const {
+    return !options.cors_origin.empty() && !origin.empty() && (options.cors_origin == "*" || options.cors_origin == origin);
+  }
+  std::string new_id(std::string_view prefix);
+
+  // One generation's response: a stream of SSE chunks or one JSON object.
+  struct Generation {
+    std::shared_ptr<RequestHandle> handle;
+    ResponseIdentity who;
+    bool chat = true;
+    bool stream = false;
+    bool include_usage = false;
+    Language language = Language::kEnglish;
+  };
+  std::shared_ptr<RequestHandle> submit(CompletionRequest request, const std::string& partition,
+                                        const std::string& prompt_for_log);
+  void respond(Generation generation, httplib::Response& res);
+  bool stream_events(Generation& g, httplib::DataSink& sink);
+  bool collect_events(Generation& g, httplib::DataSink& sink);
+  void record_end(const RequestStats& stats, const std::string& text);
+
+  const ServerOptions options;
+  const ApiKeys keys;
+  const std::function<void(const std::string&)> log;
+  const Language default_language = language();
+  httplib::Server http;
+  std::thread listener;
+  int port = 0;
+  Metrics metrics;
+
+  std::atomic<bool> ready{false};
+  std::atomic<bool> shutting_down{false};
+  const Model* model = nullptr;
+  Scheduler* scheduler = nullptr;
+  std::optional<ChatTemplate> chat;
+  std::string model_id;
+  int64_t model_created = 0;
+  ApiLimits limits;
+
+  std::mutex rng_mutex;
+  std::mt19937_64 rng;
+};
+
+const HttpServer::Impl::Route HttpServer::Impl::kRoutes[] = {
+    {"GET", "/health", false, false, &Impl::health},
+    {"GET", "/metrics", true, false, &Impl::metrics_route},
+    {"GET", "/v1/models", true, true, &Impl::models},
+    {"POST", "/v1/chat/completions", true, true, &Impl::chat_completions},
+    {"POST", "/v1/completions", true, true, &Impl::completions},
+    {"POST", "/tokenize", true, true, &Impl::tokenize},
+    {"POST", "/detokenize", true, true, &Impl::detokenize},
+};
+
+std::string HttpServer::Impl::new_id(std::string_view prefix) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string id(prefix);
+  const std::lock_guard<std::mutex> lock(rng_mutex);
+  for (int i = 0; i < 24; ++i) id += kAlphabet[rng() % (sizeof(kAlphabet) - 1)];
+  return id;
+}
+
+void HttpServer::Impl::register_routes() {
+  std::vector<std::string> paths;
+  for (const Route& route : kRoutes) {
+    if (std::find(paths.begin(), paths.end(), route.path) == paths.end()) paths.emplace_back(route.path);
+  }
+  for (const std::string& path : paths) {
+    auto handler = [this, path](const httplib::Request& req, httplib::Response& res) { dispatch(path, req, res); };
+    http.Get(path, handler);
+    http.Post(path, handler);
+    http.Put(path, handler);
+    http.Patch(path, handler);
+    http.Delete(path, handler);
+    http.Options(path, handler);
+  }
+  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    t_log = LogRecord{};
+    t_log.active = true;
+    t_log.start = Clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) { fill_error_body(req, res); });
+  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) { write_log(req, res.status); });
+  http.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
+}
+
+// Statuses set by httplib itself (unknown route, body too large, malformed request)
+// get a body in the OpenAI shape too.
+void HttpServer::Impl::fill_error_body(const httplib::Request& req, httplib::Response& res) {
+  if (!res.body.empty()) return;
+  const ScopedLanguage language(request_language(req));
+  switch (res.status) {
+    case 404:
+      send_error(res, ApiError(404, "invalid_request_error", "not_found", "",
+                               tr("no route {0} {1}; koto serves /v1/chat/completions, /v1/completions, /v1/models, "
+                                  "/health, /metrics, /tokenize, /detokenize",
+                                  "{0} {1} という経路はありません。koto が応じるのは /v1/chat/completions、/v1/completions、"
+                                  "/v1/models、/health、/metrics、/tokenize、/detokenize です",
+                                  utf8::escape_for_message(req.method, 16), utf8::escape_for_message(req.path, 100))));
+      break;
+    case 413:
+      send_error(res, ApiError(413, "invalid_request_error", "request_too_large", "",
+                               tr("the request body is larger than the {0} bytes allowed (--max-body)",
+                                  "リクエスト本文が上限 {0} バイト (--max-body) を超えています", options.max_body_bytes)));
+      break;
+    default:
+      send_error(res, ApiError(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", "", "",
+                               tr("the request could not be handled (HTTP {0})", "リクエストを処理できませんでした (HTTP {0})",
+                                  res.status)));
+  }
+}
+
+void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res) {
+  const ScopedLanguage language(request_language(req));
+  t_log.route = path;
+  const std::string origin = req.get_header_value("Origin");
+  const bool cors = cors_allows(origin);
+  if (cors) {
+    res.set_header("Access-Control-Allow-Origin", options.cors_origin == "*" ? "*" : origin);
+    res.set_header("Vary", "Origin");
+  }
+  const Route* route = nullptr;
+  std::string allowed;
+  for (const Route& r : kRoutes) {
+    if (r.path != path) continue;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+    if (req.method == r.method || (req.method == "HEAD" && std::string_view(r.method) == "GET")) route = &r;
+  }
+  if (req.method == "OPTIONS" && cors) {  // a browser's preflight
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", allowed + ", OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    res.set_header("Access-Control-Max-Age", "600");
+    return;
+  }
+  try {
+    if (route == nullptr) {
+      res.set_header("Allow", allowed);
+      throw ApiError(405, "invalid_request_error", "method_not_allowed", "",
+                     tr("{0} is not allowed on {1}; use {2}", "{1} では {0} は使えません。{2} を使ってください",
+                        utf8::escape_for_message(req.method, 16), path, allowed));
+    }
+    if (route->needs_key && !keys.empty() && !keys.check(req.get_header_value("Authorization"))) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      throw ApiError(401, "authentication_error", "invalid_api_key", "",
+                     pick("missing or invalid API key: send the header \"Authorization: Bearer YOUR_KEY\"",
+                          "API キーがないか正しくありません。ヘッダー \"Authorization: Bearer キー\" を付けてください")
+                         .data());
+    }
+    if (route->needs_model && !ready.load(std::memory_order_acquire)) {
+      res.set_header("Retry-After", "5");
+      throw unavailable("model_loading", pick("the model is still loading; try again in a few seconds",
+                                              "モデルを読み込み中です。数秒後に再度お試しください")
+                                             .data());
+    }
+    (this->*route->handle)(req, res);
+  } catch (const ApiError& e) {
+    send_error(res, e);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kUnavailable) {
+      res.set_header("Retry-After", "1");
+      send_error(res, unavailable(shutting_down ? "shutting_down" : "server_busy", e.what()));
+    } else if (e.code() == ErrorCode::kInvalidArgument) {
+      send_error(res, bad_request("", e.what()));
+    } else {
+      send_error(res, ApiError(500, "server_error", "", "", e.what()));
+    }
+  } catch (const std::exception& e) {
+    send_error(res, ApiError(500, "server_error", "", "",
+                             tr("internal error: {0}", "内部エラー: {0}", utf8::escape_for_message(e.what()))));
+  }
+}
+
+void HttpServer::Impl::write_log(const httplib::Request& req, int status) {
+  metrics.count_request(t_log.route, status);
+  if (!log) return;
+  std::string line = fmt::format("{} {} {} {} {}", utc_now(), t_log.id.empty() ? "-" : t_log.id,
+                                 utf8::escape_for_message(req.method, 16), utf8::escape_for_message(req.path, 100), status);
+  if (t_log.stats) {
+    const RequestStats& s = *t_log.stats;
+    line += fmt::format(" prompt={} cached={} completion={} ttft={:.3f}s tok/s={:.1f} stop={}", s.prompt_tokens,
+                        s.cached_tokens, s.generated_tokens, s.time_to_first_token_seconds, s.tokens_per_second(),
+                        stop_reason_name(s.stop_reason));
+  }
+  if (t_log.active) line += fmt::format(" {:.3f}s", std::chrono::duration<double>(Clock::now() - t_log.start).count());
+  if (!t_log.note.empty()) line += " " + t_log.note;
+  log(line);
+  t_log.active = false;
+}
+
+// ---- routes ----
+
+void HttpServer::Impl::health(const httplib::Request&, httplib::Response& res) {
+  if (shutting_down) {
+    send_json(res, 503, {{"status", "shutting_down"}});
+  } else if (!ready.load(std::memory_order_acquire)) {
+    res.set_header("Retry-After", "5");
+    send_json(res, 503, {{"status", "loading"}});
+  } else {
+    const SchedulerStatus s = scheduler->status();
+    send_json(res, 200, {{"status", "ok"}, {"model", model_id}, {"slots", s.slots}, {"slots_busy", s.busy_slots}, {"queue", s.queued}});
+  }
+}
+
+void HttpServer::Impl::metrics_route(const httplib::Request&, httplib::Response& res) {
+  std::optional<SchedulerStatus> status;
+  if (ready.load(std::memory_order_acquire)) status = scheduler->status();
+  res.set_content(metrics.render(status ? &*status : nullptr), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void HttpServer::Impl::models(const httplib::Request&, httplib::Response& res) {
+  const ModelParams& p = model->params();
+  json entry = {{"id", model_id},
+                {"object", "model"},
+                {"created", model_created},
+                {"owned_by", "koto"},
+                {"meta",
+                 {{"architecture", p.architecture},
+                  {"parameters", p.n_params},
+                  {"n_ctx", scheduler->n_ctx()},
+                  {"n_ctx_train", p.n_ctx_train},
+                  {"n_vocab", p.n_vocab},
+                  {"file_size", model->file().file_size()},
+                  {"chat_template", std::string(chat_family_name(chat->family()))}}}};
+  send_json(res, 200, {{"object", "list"}, {"data", json::array({entry})}});
+}
+
+namespace {
+
+void check_model_name(const std::string& asked, const std::string& served) {
+  if (asked.empty() || asked == served) return;
+  throw ApiError(404, "invalid_request_error", "model_not_found", "model",
+                 tr("the model \"{0}\" is not served here; this server serves \"{1}\" (GET /v1/models)",
+                    "モデル \"{0}\" はここにはありません。このサーバーのモデルは \"{1}\" です (GET /v1/models)",
+                    utf8::escape_for_message(asked), served));
+}
+
+}  // namespace
+
+std::shared_ptr<RequestHandle> HttpServer::Impl::submit(CompletionRequest request, const std::string& partition,
+                                                        const std::string& prompt_for_log) {
+  if (request.prompt.size() >= static_cast<size_t>(scheduler->n_ctx())) {
+    throw bad_request("messages",
+                      tr("the prompt is {0} tokens but the context holds {1} (with room for at least one answer token); "
+                         "shorten the conversation",
+                         "プロンプトが {0} トークンあり、コンテキスト {1} トークン (回答に少なくとも 1 トークン必要) に収まりません。会話を短くしてください",
+                         request.prompt.size(), scheduler->n_ctx()),
+                      "context_length_exceeded");
+  }
+  request.cache_partition = partition;
+  request.language = language();
+  if (options.log_prompts && log) log(fmt::format("{} prompt: {}", t_log.id, prompt_for_log));
+  if (shutting_down) {
+    throw unavailable("shutting_down", pick("the server is shutting down and takes no new requests",
+                                            "サーバーは終了処理中のため、新しい依頼を受け付けません")
+                                           .data());
+  }
+  return scheduler->submit(std::move(request));
+}
+
+void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req.body);
+  ChatCompletionRequest parsed = parse_chat_completion_request(body, limits);
+  check_model_name(parsed.params.model, model_id);
+  if (parsed.messages.front().role != "system" && !options.system_prompt.empty()) {
+    parsed.messages.insert(parsed.messages.begin(), ChatMessage{"system", options.system_prompt});
+  }
+  std::vector<PromptSegment> segments;
+  try {
+    segments = chat->render(parsed.messages);
+  } catch (const Error& e) {
+    throw bad_request("messages", e.what());
+  }
+  CompletionRequest request;
+  request.prompt = tokenize_prompt(model->tokenizer(), segments);
+  request.max_tokens = parsed.params.max_tokens;
+  request.sampling = parsed.params.sampling;
+  request.stop_strings = parsed.params.stop;
+  for (std::string& stop : chat->stop_strings()) request.stop_strings.push_back(std::move(stop));
+  request.leading_space = LeadingSpace::kStrip;
+  Generation g;
+  g.who = {new_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
+  t_log.id = g.who.id;
+  const std::optional<std::string> partition = keys.empty() ? std::optional<std::string>("") : keys.check(req.get_header_value("Authorization"));
+  g.handle = submit(std::move(request), partition.value_or(""), options.log_prompts ? render_text(segments) : "");
+  g.chat = true;
+  g.stream = parsed.params.stream;
+  g.include_usage = parsed.params.include_usage;
+  g.language = language();
+  respond(std::move(g), res);
+}
+
+void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req.body);
+  TextCompletionRequest parsed = parse_completion_request(body, limits);
+  check_model_name(parsed.params.model, model_id);
+  const Tokenizer& tokenizer = model->tokenizer();
+  CompletionRequest request;
+  if (!parsed.prompt_tokens.empty()) {
+    request.prompt = std::move(parsed.prompt_tokens);
+    for (size_t i = 0; i < request.prompt.size(); ++i) {
+      if (request.prompt[i] >= tokenizer.vocab_size()) {
+        throw bad_request(fmt::format("prompt[{}]", i),
+                          tr("token id {0} is out of range: the vocabulary has ids 0 to {1}",
+                             "トークン ID {0} は範囲外です。語彙の ID は 0〜{1} です", request.prompt[i], tokenizer.vocab_size() - 1),
+                          "invalid_value");
+      }
+    }
+  } else {
+    // The client writes the whole prompt, markup included: special-token text counts.
+    request.prompt = tokenizer.encode(parsed.prompt, tokenizer.add_bos_by_default(), /*parse_special=*/true);
+  }
+  request.max_tokens = parsed.params.max_tokens;
+  request.sampling = parsed.params.sampling;
+  request.stop_strings = parsed.params.stop;
+  request.leading_space = LeadingSpace::kKeep;  // the answer continues the prompt's text
+  Generation g;
+  g.who = {new_id("cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
+  t_log.id = g.who.id;
+  const std::optional<std::string> partition = keys.empty() ? std::optional<std::string>("") : keys.check(req.get_header_value("Authorization"));
+  g.handle = submit(std::move(request), partition.value_or(""), options.log_prompts ? parsed.prompt : "");
+  g.chat = false;
+  g.stream = parsed.params.stream;
+  g.include_usage = parsed.params.include_usage;
+  g.language = language();
+  respond(std::move(g), res);
+}
+
+void HttpServer::Impl::tokenize(const httplib::Request& req, httplib::Response& res) {
+  const TokenizeRequest parsed = parse_tokenize_request(parse_body(req.body));
+  const Tokenizer& tokenizer = model->tokenizer();
+  const std::vector<TokenId> ids =
+      tokenizer.encode(parsed.content, parsed.add_special && tokenizer.add_bos_by_default(), parsed.parse_special);
+  json tokens = json::array();
+  for (TokenId id : ids) {
+    if (!parsed.with_pieces) {
+      tokens.push_back(id);
+      continue;
+    }
+    const std::string bytes = tokenizer.token_bytes(id, /*show_special=*/true);
+    json piece;
+    if (utf8::is_valid(bytes)) {
+      piece = bytes;
+    } else {  // a byte token: the bytes themselves
+      piece = json::array();
+      for (unsigned char c : bytes) piece.push_back(c);
+    }
+    tokens.push_back({{"id", id}, {"piece", piece}});
+  }
+  send_json(res, 200, {{"tokens", tokens}});
+}
+
+void HttpServer::Impl::detokenize(const httplib::Request& req, httplib::Response& res) {
+  const std::vector<TokenId> ids = parse_detokenize_request(parse_body(req.body));
+  const Tokenizer& tokenizer = model->tokenizer();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= tokenizer.vocab_size()) {
+      throw bad_request(fmt::format("tokens[{}]", i),
+                        tr("token id {0} is out of range: the vocabulary has ids 0 to {1}",
+                           "トークン ID {0} は範囲外です。語彙の ID は 0〜{1} です", ids[i], tokenizer.vocab_size() - 1),
+                        "invalid_value");
+    }
+  }
+  send_json(res, 200, {{"content", tokenizer.decode(ids)}});  // invalid bytes become U+FFFD in the JSON
+}
+
+// ---- responses of generations ----
+
+void HttpServer::Impl::record_end(const RequestStats& stats, const std::string& text) {
+  metrics.observe(stats);
+  t_log.stats = stats;
+  if (options.log_prompts && log) log(fmt::format("{} answer: {}", t_log.id, text));
+}
+
+void HttpServer::Impl::respond(Generation generation, httplib::Response& res) {
+  res.status = 200;
+  auto g = std::make_shared<Generation>(std::move(generation));
+  // Whatever ends the response (the client gone, an error), the request ends with it.
+  struct CancelOnRelease {
+    explicit CancelOnRelease(std::shared_ptr<RequestHandle> h) : handle(std::move(h)) {}
+    CancelOnRelease(const CancelOnRelease&) = delete;
+    CancelOnRelease& operator=(const CancelOnRelease&) = delete;
+    ~CancelOnRelease() { handle->cancel(); }
+    std::shared_ptr<RequestHandle> handle;
+  };
+  auto guard = std::make_shared<CancelOnRelease>(g->handle);
+  const char* type = g->stream ? "text/event-stream; charset=utf-8" : "application/json; charset=utf-8";
+  res.set_chunked_content_provider(type, [this, g, guard](size_t, httplib::DataSink& sink) {
+    const ScopedLanguage language(g->language);
+    return g->stream ? stream_events(*g, sink) : collect_events(*g, sink);
+  });
+}
+
+namespace {
+
+bool write(httplib::DataSink& sink, const std::string& data) { return sink.write(data.data(), data.size()); }
+
+}  // namespace
+
+bool HttpServer::Impl::stream_events(Generation& g, httplib::DataSink& sink) {
+  auto gone = [&] {
+    g.handle->cancel();
+    t_log.note = "client-gone";
+    return false;
+  };
+  if (g.chat && !write(sink, sse_event(chat_chunk_json(g.who, {{"role", "assistant"}, {"content", ""}}, std::nullopt,
+                                                       g.include_usage)))) {
+    return gone();
+  }
+  std::string text;
+  while (true) {
+    std::optional<RequestEvent> event = g.handle->next(kClientCheckInterval);
+    if (!event) {
+      if (!sink.is_writable()) return gone();
+      continue;
+    }
+    if (event->kind == RequestEvent::Kind::kText) {
+      text += event->text;
+      const json chunk = g.chat ? chat_chunk_json(g.who, {{"content", event->text}}, std::nullopt, g.include_usage)
+                                : completion_chunk_json(g.who, event->text, std::nullopt, g.include_usage);
+      if (!write(sink, sse_event(chunk))) return gone();
+      continue;
+    }
+    if (event->kind == RequestEvent::Kind::kFailed ||
+        (event->stats.stop_reason == StopReason::kCancelled && shutting_down)) {
+      const ApiError error = event->kind == RequestEvent::Kind::kFailed
+                                 ? ApiError(500, "server_error", "", "", event->error_message)
+                                 : unavailable("shutting_down", pick("the server is shutting down; the answer was cut short",
+                                                                     "サーバーの終了のため、回答を途中で打ち切りました")
+                                                                    .data());
+      record_end(event->stats, text);
+      write(sink, sse_event(error_body(error)));
+      write(sink, std::string(kSseDone));
+      sink.done();
+      return true;
+    }
+    const RequestStats& stats = event->stats;
+    json last = g.chat ? chat_chunk_json(g.who, json::object(), finish_reason(stats.stop_reason), g.include_usage)
+                       : completion_chunk_json(g.who, "", finish_reason(stats.stop_reason), g.include_usage);
+    last["timings"] = timings_json(stats);
+    record_end(stats, text);
+    bool ok = write(sink, sse_event(last));
+    if (ok && g.include_usage) ok = write(sink, sse_event(usage_chunk_json(g.who, g.chat, stats)));
+    if (ok) ok = write(sink, std::string(kSseDone));
+    if (!ok) return gone();
+    sink.done();
+    return true;
+  }
+}
+
+bool HttpServer::Impl::collect_events(Generation& g, httplib::DataSink& sink) {
+  std::string text;
+  while (true) {
+    std::optional<RequestEvent> event = g.handle->next(kClientCheckInterval);
+    if (!event) {
+      if (!sink.is_writable()) {
+        g.handle->cancel();
+        t_log.note = "client-gone";
+        return false;
+      }
+      continue;
+    }
+    if (event->kind == RequestEvent::Kind::kText) {
+      text += event->text;
+      continue;
+    }
+    record_end(event->stats, text);
+    json body;
+    if (event->kind == RequestEvent::Kind::kFailed) {
+      body = error_body(ApiError(500, "server_error", "", "", event->error_message));
+    } else if (event->stats.stop_reason == StopReason::kCancelled && shutting_down) {
+      body = error_body(unavailable("shutting_down", pick("the server is shutting down; the answer was cut short",
+                                                          "サーバーの終了のため、回答を途中で打ち切りました")
+                                                         .data()));
+    } else {
+      body = g.chat ? chat_completion_json(g.who, text, event->stats) : completion_json(g.who, text, event->stats);
+    }
+    const bool ok = write(sink, body.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (ok) sink.done();
+    return ok;
+  }
+}
+
+// ---- HttpServer ----
+
+HttpServer::HttpServer(const ServerOptions& options, ApiKeys keys, std::function<void(const std::string&)> log)
+    : impl_(std::make_unique<Impl>(options, std::move(keys), std::move(log))) {
+  Impl& s = *impl_;
+  const int threads = options.http_threads;
+  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  s.http.set_read_timeout(options.read_timeout_s, 0);
+  s.http.set_write_timeout(options.write_timeout_s, 0);
+  s.http.set_keep_alive_timeout(options.idle_timeout_s);
+  s.http.set_keep_alive_max_count(1000);
+  s.http.set_payload_max_length(options.max_body_bytes);
+  s.http.set_tcp_nodelay(true);  // SSE chunks are small and must leave at once
+  s.register_routes();
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+int HttpServer::bind() {
+  Impl& s = *impl_;
+  const std::string& host = s.options.host;
+  s.port = s.options.port == 0 ? s.http.bind_to_any_port(host) : (s.http.bind_to_port(host, s.options.port) ? s.options.port : -1);
+  if (s.port <= 0) {
+    throw Error(ErrorCode::kIo,
+                tr("cannot listen on {0}:{1} (in use, or not an address of this machine); choose another with --host/--port",
+                   "{0}:{1} で待ち受けできません (使用中か、このマシンのアドレスではありません)。--host/--port で変えてください",
+                   host, s.options.port));
+  }
+  return s.port;
+}
+
+void HttpServer::start() {
+  Impl& s = *impl_;
+  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+}
+
+void HttpServer::set_model(const Model& model, Scheduler& scheduler, ChatTemplate chat, std::string model_id) {
+  Impl& s = *impl_;
+  s.model = &model;
+  s.scheduler = &scheduler;
+  s.chat = std::move(chat);
+  s.model_id = std::move(model_id);
+  struct stat st {};
+  if (::stat(model.file().path().c_str(), &st) == 0) s.model_created = static_cast<int64_t>(st.st_mtime);
+  s.limits.max_tokens = s.options.max_tokens > 0 ? s.options.max_tokens : scheduler.n_ctx();
+  s.ready.store(true, std::memory_order_release);
+}
+
+void HttpServer::begin_shutdown() {
+  Impl& s = *impl_;
+  s.shutting_down = true;
+  if (s.scheduler != nullptr) s.scheduler->stop_accepting();
+}
+
+void HttpServer::stop() {
+  Impl& s = *impl_;
+  if (s.listener.joinable()) {
+    s.http.stop();
+    s.listener.join();
+  }
+}
+
+}  // namespace koto::server
