@@ -106,6 +106,18 @@ double measure_read_bandwidth(uint64_t bytes, int threads, int passes = 5);
 
 BenchMachine describe_machine();
 
+class Model;
+// The model's facts as BenchResult reports them (types, bytes read per token).
+BenchModel describe_bench_model(const std::string& path, const Model& model);
+
+// When and from what a result came: UTC ISO 8601 time, koto's version, the git commit.
+struct BenchStamp {
+  std::string timestamp;
+  std::string koto_version;
+  std::string git_commit;
+};
+BenchStamp bench_stamp();
+
 // Output formats. The table is in the current language; the others use English keys.
 std::string bench_table(const BenchResult& result);
 std::string bench_json(const BenchResult& result);   // one pretty-printed object

@@ -63,6 +63,7 @@ struct CompletionRequest {
   SamplingOptions sampling;
   std::vector<std::string> stop_strings;
   LeadingSpace leading_space = LeadingSpace::kStrip;  // chat answers follow markup; raw prompts pass kKeep
+  bool ignore_eos = false;            // never choose an end-of-generation token (benchmarks: fixed lengths)
   std::string cache_partition;        // requests share cached prefixes only within one partition
   Language language = Language::kEnglish;  // of messages about this request
 };
@@ -188,6 +189,7 @@ class Scheduler {
   const Model& model_;
   const SchedulerOptions options_;
   int32_t n_ctx_ = 0;
+  std::vector<TokenId> end_of_generation_;  // every id the tokenizer calls end of generation
   struct Core;
   std::unique_ptr<Core> core_;
 };

@@ -13,12 +13,15 @@
 #include "koto/bench.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
+#include "server/serve_bench.h"
 
 namespace koto::cli {
 namespace {
 
 struct BenchCommandOptions {
   BenchOptions bench;
+  bool serve = false;
+  server::ServeBenchOptions serve_bench;
   bool json = false;
   bool csv = false;
   bool markdown = false;
@@ -34,6 +37,37 @@ void write_text_file(const std::string& path, const std::string& text) {
   if (!out) {
     throw Error(ErrorCode::kIo, tr("{0}: cannot write the results", "{0}: 結果を書き込めません", path));
   }
+}
+
+// `koto bench --serve`: the serving benchmark (server/serve_bench.h).
+int run_serve_bench_command(BenchCommandOptions& options, const CLI::App& command) {
+  server::ServeBenchOptions& o = options.serve_bench;
+  o.model_path = options.bench.model_path;
+  o.threads = options.bench.threads;
+  o.seed = options.bench.seed;
+  if (command.count("--prompt") > 0) o.n_prompt = options.bench.n_prompt;
+  if (command.count("--gen") > 0) o.n_gen = options.bench.n_gen;
+  o.progress = [](const std::string& note) {
+    std::fprintf(stderr, "%s\n", tr("koto bench --serve: {0}…", "koto bench --serve: {0}…", note).c_str());
+    std::fflush(stderr);
+  };
+  const server::ServeBenchResult result = server::run_serve_bench(o);
+  const std::string text = options.json       ? server::serve_bench_json(result)
+                           : options.markdown ? server::serve_bench_markdown(result)
+                                              : server::serve_bench_table(result);
+  if (options.output.empty()) {
+    fmt::print("{}", text);
+  } else {
+    write_text_file(options.output, text);
+  }
+  if (!options.results_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.results_dir, ec);
+    const std::string path = (std::filesystem::path(options.results_dir) / server::serve_bench_file_name(result)).string();
+    write_text_file(path, server::serve_bench_json(result));
+    std::fprintf(stderr, "%s\n", tr("koto bench: results saved to {0}", "koto bench: 結果を {0} に保存しました", path).c_str());
+  }
+  return kExitOk;
 }
 
 int run_bench_command(BenchCommandOptions& options) {
@@ -97,7 +131,29 @@ CommandRunner define_bench(CLI::App& command) {
   command.add_option("--results-dir", options->results_dir,
                      std::string(pick("also save the JSON result in this folder (e.g. bench/results)",
                                       "JSON の結果をこのフォルダにも保存 (例: bench/results)")));
-  return [options] { return run_bench_command(*options); };
+  command.add_flag("--serve", options->serve,
+                   std::string(pick("measure serving through HTTP: 1, 2, 4, 8 concurrent streams, TTFT percentiles, a cached "
+                                    "prefix (-p/-n default to 32/64 per request)",
+                                    "HTTP 経由の提供を測定: 同時 1・2・4・8 系列、TTFT の分布、キャッシュされた前置き "
+                                    "(-p/-n の既定は 1 依頼あたり 32/64)")));
+  command.add_option("--concurrency", options->serve_bench.concurrency,
+                     std::string(pick("with --serve: concurrent streams to measure (default 1,2,4,8)",
+                                      "--serve 用: 測定する同時系列数 (既定 1,2,4,8)")))
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
+  command.add_option("--requests", options->serve_bench.requests_per_stream,
+                     std::string(pick("with --serve: requests each stream sends (default 2)", "--serve 用: 系列ごとの依頼数 (既定 2)")))
+      ->check(CLI::Range(1, 10000));
+  command.add_option("--prefix", options->serve_bench.prefix_tokens,
+                     std::string(pick("with --serve: tokens of the cached-prefix test (default 2000; 0 skips)",
+                                      "--serve 用: キャッシュ前置きの測定のトークン数 (既定 2000、0 で省略)")))
+      ->check(CLI::Range(0, 1 << 20));
+  command.add_option("--cache-dir", options->serve_bench.cache_dir,
+                     std::string(pick("with --serve: folder for the disk cache of the restart test (default: a temporary one)",
+                                      "--serve 用: 再起動の測定に使うディスクキャッシュのフォルダー (既定: 一時フォルダー)")));
+  return [options, &command] {
+    return options->serve ? run_serve_bench_command(*options, command) : run_bench_command(*options);
+  };
 }
 
 }  // namespace koto::cli

@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <csignal>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +57,10 @@ class ServerLog {
 class SignalWaiter {
  public:
   SignalWaiter() {
+    // A process started in the background by a shell inherits SIGINT ignored; the
+    // server is meant to stop on it all the same.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
@@ -141,6 +146,7 @@ void require_server_memory(const Model& model, const ServerOptions& o, int32_t n
 }
 
 int serve(const ServerOptions& o) {
+
   std::optional<ChatFamily> forced_family;
   if (!o.chat_template.empty()) {
     forced_family = parse_chat_family(o.chat_template);

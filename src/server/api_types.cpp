@@ -138,6 +138,7 @@ GenerationParams parse_params(const json& body, const ApiLimits& limits) {
   GenerationParams p;
   p.model = get_string(body, "model");
   p.stream = get_bool(body, "stream", false);
+  p.ignore_eos = get_bool(body, "ignore_eos", false);
   if (const json* options = field(body, "stream_options"); options != nullptr) {
     if (!options->is_object()) throw wrong_type("stream_options", *options, "an object", "オブジェクト");
     const auto usage = options->find("include_usage");

@@ -62,6 +62,7 @@ struct GenerationParams {
   int32_t max_tokens = -1;           // -1: until the end of generation or a full context
   SamplingOptions sampling;          // koto's defaults for fields not sent
   std::vector<std::string> stop;
+  bool ignore_eos = false;           // koto's (and llama.cpp's) extension: generate exactly max_tokens
 };
 
 struct ChatCompletionRequest {

@@ -110,6 +110,7 @@ struct HttpServer::Impl {
   void respond(Generation generation, httplib::Response& res);
   bool stream_events(Generation& g, httplib::DataSink& sink);
   bool collect_events(Generation& g, httplib::DataSink& sink);
+  bool client_gone(Generation& g);
   void record_end(const RequestStats& stats, const std::string& text);
 
   const ServerOptions options;
@@ -369,6 +370,7 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
   request.max_tokens = parsed.params.max_tokens;
   request.sampling = parsed.params.sampling;
   request.stop_strings = parsed.params.stop;
+  request.ignore_eos = parsed.params.ignore_eos;
   for (std::string& stop : chat->stop_strings()) request.stop_strings.push_back(std::move(stop));
   request.leading_space = LeadingSpace::kStrip;
   Generation g;
@@ -406,6 +408,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   request.max_tokens = parsed.params.max_tokens;
   request.sampling = parsed.params.sampling;
   request.stop_strings = parsed.params.stop;
+  request.ignore_eos = parsed.params.ignore_eos;
   request.leading_space = LeadingSpace::kKeep;  // the answer continues the prompt's text
   Generation g;
   g.who = {new_id("cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
@@ -477,7 +480,9 @@ void HttpServer::Impl::respond(Generation generation, httplib::Response& res) {
     std::shared_ptr<RequestHandle> handle;
   };
   auto guard = std::make_shared<CancelOnRelease>(g->handle);
-  const char* type = g->stream ? "text/event-stream; charset=utf-8" : "application/json; charset=utf-8";
+  // Exactly "text/event-stream": cpp-httplib compresses any other text/* type for clients
+  // that accept gzip, and a compressor holds chunks back, which defeats streaming.
+  const char* type = g->stream ? "text/event-stream" : "application/json; charset=utf-8";
   res.set_chunked_content_provider(type, [this, g, guard](size_t, httplib::DataSink& sink) {
     const ScopedLanguage language(g->language);
     return g->stream ? stream_events(*g, sink) : collect_events(*g, sink);
@@ -490,12 +495,24 @@ bool write(httplib::DataSink& sink, const std::string& data) { return sink.write
 
 }  // namespace
 
+// The client went away: cancel, and wait (one step, at most a second) for the request's
+// last event, so the log line and the metrics still get its numbers.
+bool HttpServer::Impl::client_gone(Generation& g) {
+  g.handle->cancel();
+  t_log.note = "client-gone";
+  const auto deadline = Clock::now() + 1s;
+  while (Clock::now() < deadline) {
+    std::optional<RequestEvent> event = g.handle->next(kClientCheckInterval);
+    if (event && event->kind != RequestEvent::Kind::kText) {
+      record_end(event->stats, "");
+      break;
+    }
+  }
+  return false;
+}
+
 bool HttpServer::Impl::stream_events(Generation& g, httplib::DataSink& sink) {
-  auto gone = [&] {
-    g.handle->cancel();
-    t_log.note = "client-gone";
-    return false;
-  };
+  auto gone = [&] { return client_gone(g); };
   if (g.chat && !write(sink, sse_event(chat_chunk_json(g.who, {{"role", "assistant"}, {"content", ""}}, std::nullopt,
                                                        g.include_usage)))) {
     return gone();
@@ -546,11 +563,7 @@ bool HttpServer::Impl::collect_events(Generation& g, httplib::DataSink& sink) {
   while (true) {
     std::optional<RequestEvent> event = g.handle->next(kClientCheckInterval);
     if (!event) {
-      if (!sink.is_writable()) {
-        g.handle->cancel();
-        t_log.note = "client-gone";
-        return false;
-      }
+      if (!sink.is_writable()) return client_gone(g);
       continue;
     }
     if (event->kind == RequestEvent::Kind::kText) {

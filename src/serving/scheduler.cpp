@@ -14,6 +14,7 @@
 #include "koto/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 #include <thread>
 
 #include "base/utf8.h"
@@ -155,6 +156,10 @@ Scheduler::Scheduler(const Model& model, SchedulerOptions options)
   c.slots.resize(static_cast<size_t>(options_.n_slots));
   for (Slot& slot : c.slots) slot.session = model_.new_session(session_options);
   n_ctx_ = c.slots[0].session->n_ctx();
+  const Tokenizer& tokenizer = model_.tokenizer();
+  for (TokenId id = 0; id < tokenizer.vocab_size(); ++id) {
+    if (tokenizer.is_end_of_generation(id)) end_of_generation_.push_back(id);
+  }
   if (options_.cache.memory_bytes > 0) {
     const std::string identity = fmt::format("{}/kv-{}", gguf_identity(model_.file()), tensor_type_name(options_.kv_type));
     c.cache = std::make_unique<PrefixCache>(identity, c.slots[0].session->kv_bytes_per_position(), options_.cache,
@@ -422,7 +427,17 @@ void Scheduler::fail(Slot& slot, ErrorCode code, const std::string& message) {
 // After the logits of the slot's last evaluated token: choose the next token and stream it.
 void Scheduler::choose_token(Slot& slot, std::span<const float> logits) {
   const Tokenizer& tokenizer = model_.tokenizer();
-  const TokenId id = slot.sampler->sample(logits);
+  TokenId id;
+  if (slot.request.ignore_eos) {
+    thread_local std::vector<float> masked;
+    masked.assign(logits.begin(), logits.end());
+    for (TokenId eog : end_of_generation_) {
+      if (static_cast<size_t>(eog) < masked.size()) masked[static_cast<size_t>(eog)] = -std::numeric_limits<float>::infinity();
+    }
+    id = slot.sampler->sample(masked);
+  } else {
+    id = slot.sampler->sample(logits);
+  }
   ++slot.generated;
   if (slot.generated == 1) {
     slot.first_token = Clock::now();

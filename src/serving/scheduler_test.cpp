@@ -173,6 +173,14 @@ TEST(Scheduler, StopsAtEndOfGenerationStopStringsAndMaxTokens) {
   out = collect(*scheduler.submit(greedy_request(prompt, 7)));
   EXPECT_EQ(out.text, "の大\xEF\xBF\xBD");
   EXPECT_EQ(out.last.stats.stop_reason, StopReason::kMaxTokens);
+
+  // ignore_eos: </s> is never chosen; the best other token (here <unk>, id 0) comes instead.
+  CompletionRequest fixed_length = greedy_request(prompt, 25);
+  fixed_length.ignore_eos = true;
+  out = collect(*scheduler.submit(fixed_length));
+  EXPECT_EQ(out.last.stats.generated_tokens, 25);
+  EXPECT_EQ(out.last.stats.stop_reason, StopReason::kMaxTokens);
+  EXPECT_TRUE(out.text.starts_with(testing::kChainText)) << out.text;
 }
 
 TEST(Scheduler, ContextFullEndsTheAnswer) {

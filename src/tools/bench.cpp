@@ -70,48 +70,6 @@ std::string human_count(double n) {
   return fmt::format("{:.1f} K", n / 1e3);
 }
 
-// Model facts that do not need the forward pass: types, bytes read per token.
-BenchModel describe_model(const std::string& path, const Model& model) {
-  const GgufFile& file = model.file();
-  BenchModel m;
-  m.path = path;
-  m.name = file.get_string("general.name");
-  m.architecture = model.params().architecture;
-  m.shape = file.get_string("koto.synth.shape");
-  m.file_bytes = file.file_size();
-  m.n_params = model.params().n_params;
-  m.n_vocab = model.params().n_vocab;
-  m.n_layer = model.params().n_layer;
-  m.n_embd = model.params().n_embd;
-  m.tied_output = file.find_tensor("output.weight") == nullptr;
-
-  std::map<uint32_t, int> type_counts;
-  std::map<uint32_t, uint64_t> type_bytes;
-  for (const GgufTensor& t : file.tensors()) {
-    type_counts[static_cast<uint32_t>(t.type)] += 1;
-    if (t.shape.size() >= 2) type_bytes[static_cast<uint32_t>(t.type)] += t.n_bytes;
-    if (t.shape.size() < 2) continue;
-    if (t.name == "token_embd.weight" && !m.tied_output) {
-      m.weight_bytes_per_token += t.n_bytes / static_cast<uint64_t>(std::max<int64_t>(1, t.rows()));
-    } else {
-      m.weight_bytes_per_token += t.n_bytes;
-    }
-  }
-  for (const auto& [id, count] : type_counts) {
-    if (!m.tensor_types.empty()) m.tensor_types += ", ";
-    m.tensor_types += fmt::format("{} {}", tensor_type_name(static_cast<TensorType>(id)), count);
-  }
-  const GgufValue* file_type = file.find("general.file_type");
-  if (file_type != nullptr && file_type->is_integer()) {
-    m.file_type = std::string(file_type_name(static_cast<uint32_t>(file_type->as_u64())));
-  }
-  if (m.file_type.empty() && !type_bytes.empty()) {
-    const auto main = std::max_element(type_bytes.begin(), type_bytes.end(),
-                                       [](const auto& a, const auto& b) { return a.second < b.second; });
-    m.file_type = std::string(tensor_type_name(static_cast<TensorType>(main->first)));
-  }
-  return m;
-}
 
 nlohmann::json stat_json(const BenchStat& s) {
   return {{"mean", s.mean}, {"sd", s.sd}, {"samples", s.samples}};
@@ -193,6 +151,51 @@ double measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
   return best;
 }
 
+// Model facts that do not need the forward pass: types, bytes read per token.
+BenchModel describe_bench_model(const std::string& path, const Model& model) {
+  const GgufFile& file = model.file();
+  BenchModel m;
+  m.path = path;
+  m.name = file.get_string("general.name");
+  m.architecture = model.params().architecture;
+  m.shape = file.get_string("koto.synth.shape");
+  m.file_bytes = file.file_size();
+  m.n_params = model.params().n_params;
+  m.n_vocab = model.params().n_vocab;
+  m.n_layer = model.params().n_layer;
+  m.n_embd = model.params().n_embd;
+  m.tied_output = file.find_tensor("output.weight") == nullptr;
+
+  std::map<uint32_t, int> type_counts;
+  std::map<uint32_t, uint64_t> type_bytes;
+  for (const GgufTensor& t : file.tensors()) {
+    type_counts[static_cast<uint32_t>(t.type)] += 1;
+    if (t.shape.size() >= 2) type_bytes[static_cast<uint32_t>(t.type)] += t.n_bytes;
+    if (t.shape.size() < 2) continue;
+    if (t.name == "token_embd.weight" && !m.tied_output) {
+      m.weight_bytes_per_token += t.n_bytes / static_cast<uint64_t>(std::max<int64_t>(1, t.rows()));
+    } else {
+      m.weight_bytes_per_token += t.n_bytes;
+    }
+  }
+  for (const auto& [id, count] : type_counts) {
+    if (!m.tensor_types.empty()) m.tensor_types += ", ";
+    m.tensor_types += fmt::format("{} {}", tensor_type_name(static_cast<TensorType>(id)), count);
+  }
+  const GgufValue* file_type = file.find("general.file_type");
+  if (file_type != nullptr && file_type->is_integer()) {
+    m.file_type = std::string(file_type_name(static_cast<uint32_t>(file_type->as_u64())));
+  }
+  if (m.file_type.empty() && !type_bytes.empty()) {
+    const auto main = std::max_element(type_bytes.begin(), type_bytes.end(),
+                                       [](const auto& a, const auto& b) { return a.second < b.second; });
+    m.file_type = std::string(tensor_type_name(static_cast<TensorType>(main->first)));
+  }
+  return m;
+}
+
+BenchStamp bench_stamp() { return {utc_timestamp(), KOTO_VERSION, KOTO_GIT_COMMIT}; }
+
 BenchResult run_bench(const BenchOptions& options) {
   if (options.repetitions < 1 || options.n_prompt < 0 || options.n_gen < 0) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -228,7 +231,7 @@ BenchResult run_bench(const BenchOptions& options) {
   }
   result.load_seconds = BenchStat::of(loads);
   result.threads = model->n_threads();
-  result.model = describe_model(options.model_path, *model);
+  result.model = describe_bench_model(options.model_path, *model);
 
   constexpr int kTgPrompt = 4;
   SessionOptions session_options;
