@@ -4,6 +4,7 @@
 //   MatvecQ8/<type>/<isa>/<t>t   what decoding runs: quantize x, matmul_q8 on t threads
 //                                (float types: matvec on t threads)
 //   MatmulQ8/<type>/<isa>/2t     prefill: 512 vectors at once, two threads
+//   MatmulQ8Decode/<type>/avx512/2t/<n>  2, 4 or 8 vectors: sequences decoding together
 // Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
 // decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
 //
@@ -200,6 +201,16 @@ void register_benchmarks() {
                                      })
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
+      }
+      // Few vectors at once: what a server's step multiplies when 2-8 sequences decode together.
+      if (kernel_table(isa).types[static_cast<uint32_t>(type)].matmul_q8 != nullptr && isa == Isa::kAvx512) {
+        for (int64_t batch : {2, 4, 8}) {
+          const std::string name = "MatmulQ8Decode/" + std::string(tensor_type_name(type)) + "/" + isa_name(isa) +
+                                   "/2t/" + std::to_string(batch);
+          benchmark::RegisterBenchmark(name.c_str(), [isa, type, batch](benchmark::State& state) {
+            run_threaded(state, isa, type, 2, batch);
+          })->Unit(benchmark::kMicrosecond)->UseRealTime();
+        }
       }
       if (kernel_table(isa).types[static_cast<uint32_t>(type)].matmul_q8 != nullptr &&
           isa != Isa::kGeneric) {

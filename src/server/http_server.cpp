@@ -30,9 +30,11 @@ constexpr auto kClientCheckInterval = 50ms;
 // What the log line of the request being served on this thread says. httplib serves
 // one request at a time per thread, from pre-routing to its logger.
 struct LogRecord {
-  bool active = false;
+  bool active = false;  // set by pre-routing; requests httplib rejects before routing have none
   Clock::time_point start;
   std::string id;
+  std::string method;
+  std::string path;
   std::string route = "other";
   std::optional<RequestStats> stats;
   std::string note;
@@ -87,7 +89,7 @@ struct HttpServer::Impl {
   void register_routes();
   void dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res);
   void fill_error_body(const httplib::Request& req, httplib::Response& res);
-  void write_log(const httplib::Request& req, int status);
+  void write_log(int status);
   Language request_language(const httplib::Request& req) const {
     return language_from_accept_language(req.get_header_value("Accept-Language"), default_language);
   }
@@ -167,14 +169,16 @@ void HttpServer::Impl::register_routes() {
     http.Delete(path, handler);
     http.Options(path, handler);
   }
-  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     t_log = LogRecord{};
     t_log.active = true;
     t_log.start = Clock::now();
+    t_log.method = req.method;
+    t_log.path = req.path;
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) { fill_error_body(req, res); });
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) { write_log(req, res.status); });
+  http.set_logger([this](const httplib::Request&, const httplib::Response& res) { write_log(res.status); });
   http.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
 }
 
@@ -265,11 +269,18 @@ void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request&
   }
 }
 
-void HttpServer::Impl::write_log(const httplib::Request& req, int status) {
+// One line per request, written when httplib has sent the response — or by the handler
+// itself when the client went away (httplib logs nothing then).
+void HttpServer::Impl::write_log(int status) {
+  if (!t_log.active) t_log = LogRecord{};  // rejected before routing: nothing is known of it
   metrics.count_request(t_log.route, status);
-  if (!log) return;
-  std::string line = fmt::format("{} {} {} {} {}", utc_now(), t_log.id.empty() ? "-" : t_log.id,
-                                 utf8::escape_for_message(req.method, 16), utf8::escape_for_message(req.path, 100), status);
+  if (!log) {
+    t_log.active = false;
+    return;
+  }
+  auto shown = [](const std::string& text, size_t limit) { return text.empty() ? std::string("-") : utf8::escape_for_message(text, limit); };
+  std::string line = fmt::format("{} {} {} {} {}", utc_now(), t_log.id.empty() ? "-" : t_log.id, shown(t_log.method, 16),
+                                 shown(t_log.path, 100), status);
   if (t_log.stats) {
     const RequestStats& s = *t_log.stats;
     line += fmt::format(" prompt={} cached={} completion={} ttft={:.3f}s tok/s={:.1f} stop={}", s.prompt_tokens,
@@ -508,6 +519,7 @@ bool HttpServer::Impl::client_gone(Generation& g) {
       break;
     }
   }
+  write_log(200);  // the status that was sent; httplib writes no log line for an aborted response
   return false;
 }
 

@@ -108,7 +108,9 @@ json expect_error(const httplib::Result& r, int status, const std::string& code)
   EXPECT_TRUE(error["type"].is_string());
   EXPECT_TRUE(error.contains("param"));
   EXPECT_TRUE(error.contains("code"));
-  if (!code.empty()) EXPECT_EQ(error["code"], code) << r->body;
+  if (!code.empty()) {
+    EXPECT_EQ(error["code"], code) << r->body;
+  }
   return error;
 }
 
@@ -273,7 +275,9 @@ TEST(HttpServer, StreamingChunksAreWholeCharactersAndFramedForStrictClients) {
     }
     EXPECT_TRUE(chunk["usage"].is_null());
     const json& choice = chunk["choices"][0];
-    if (i == 0) EXPECT_EQ(choice["delta"]["role"], "assistant");
+    if (i == 0) {
+      EXPECT_EQ(choice["delta"]["role"], "assistant");
+    }
     if (!choice["finish_reason"].is_null()) {
       ++finishes;
       EXPECT_EQ(choice["finish_reason"], "length");
@@ -283,7 +287,9 @@ TEST(HttpServer, StreamingChunksAreWholeCharactersAndFramedForStrictClients) {
       const std::string piece = choice["delta"]["content"];
       EXPECT_TRUE(utf8::is_valid(piece));
       EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos) << "U+FFFD in the middle of the stream";
-      if (i > 0) EXPECT_EQ(utf8::count_chars(piece), 1u) << piece;
+      if (i > 0) {
+        EXPECT_EQ(utf8::count_chars(piece), 1u) << piece;
+      }
       text += piece;
     }
   }

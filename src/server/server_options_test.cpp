@@ -12,7 +12,9 @@ TEST(ServerOptions, EveryRowHasHelpInBothLanguagesAndUniqueNames) {
   std::set<std::string> flags, envs;
   for (const ServerOptionRow& row : server_option_rows()) {
     EXPECT_TRUE(flags.insert(row.flags).second) << row.flags;
-    if (row.env != nullptr) EXPECT_TRUE(envs.insert(row.env).second) << row.env;
+    if (row.env != nullptr) {
+      EXPECT_TRUE(envs.insert(row.env).second) << row.env;
+    }
     EXPECT_GT(std::string(row.help_en).size(), 5u) << row.flags;
     EXPECT_GT(std::string(row.help_ja).size(), 5u) << row.flags;
   }
