@@ -80,6 +80,10 @@ class PrefixCache {
   PrefixCache(const PrefixCache&) = delete;
   PrefixCache& operator=(const PrefixCache&) = delete;
 
+  // KV bytes of one block (memory mapped in one go: page by page would cost a fault per
+  // 4 KB, which dominates copying on virtual machines).
+  struct Bytes;
+
   // The longest cached prefix of `tokens`, at most max_tokens long. Blocks found only
   // on disk are loaded (and checked) here. The match keeps its blocks alive until it is
   // destroyed, whatever the cache evicts meanwhile.
@@ -91,7 +95,7 @@ class PrefixCache {
     friend class PrefixCache;
     // KV bytes of the matched blocks in order: block i holds positions from
     // i * block_tokens; the last one may be used only in part.
-    std::vector<std::shared_ptr<const std::vector<uint8_t>>> blocks_;
+    std::vector<std::shared_ptr<const Bytes>> blocks_;
     int32_t tokens_ = 0;
   };
   Match find(std::string_view partition, std::span<const TokenId> tokens, int32_t max_tokens);

@@ -172,6 +172,34 @@ void TransformerSession::truncate(int32_t n) {
 
 // Bytes of one position: for every layer, its keys [n_head_kv][D] then its values
 // [n_head_kv][D]. Positions follow each other: [position][layer][k|v][g][D].
+//
+// The loops walk the session's cache in its own order (keys by rows of a position,
+// values along each transposed row of positions), so its writes and reads are
+// sequential; the position-major bytes are read and written with a stride instead,
+// which stays in cache (a head's values of a few thousand positions are a few hundred KB).
+namespace {
+
+// dst[p * dst_stride] = src[p * src_stride] for p in [0, n): one element of kElt bytes.
+template <typename Elt>
+void strided_copy(uint8_t* dst, int64_t dst_stride, const uint8_t* src, int64_t src_stride, int32_t n) {
+  for (int32_t p = 0; p < n; ++p) {
+    Elt value;
+    std::memcpy(&value, src + p * src_stride, sizeof(Elt));
+    std::memcpy(dst + p * dst_stride, &value, sizeof(Elt));
+  }
+}
+
+void copy_elements(int64_t elt_bytes, uint8_t* dst, int64_t dst_stride, const uint8_t* src, int64_t src_stride,
+                   int32_t n) {
+  if (elt_bytes == 2) {
+    strided_copy<uint16_t>(dst, dst_stride, src, src_stride, n);
+  } else {
+    strided_copy<uint32_t>(dst, dst_stride, src, src_stride, n);
+  }
+}
+
+}  // namespace
+
 void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> out) const {
   const size_t per_position = kv_bytes_per_position();
   if (begin < 0 || begin > end || end > n_past_ || out.size() != static_cast<size_t>(end - begin) * per_position) {
@@ -181,21 +209,21 @@ void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> 
                    "位置 {0}〜{1} の KV キャッシュを {2} バイトに読み出せません (保持 {3} 位置、1 位置 {4} バイト)",
                    begin, end, out.size(), n_past_, per_position));
   }
+  const int32_t count = end - begin;
   const int32_t head_dim = p_.head_dim;
-  const size_t row = static_cast<size_t>(head_dim * elt_bytes_);
-  uint8_t* dst = out.data();
-  for (int32_t position = begin; position < end; ++position) {
-    for (int l = 0; l < p_.n_layer; ++l) {
-      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-        std::memcpy(dst, keys(l, g) + int64_t{position} * head_dim * elt_bytes_, row);
-        dst += row;
-      }
-      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-        const uint8_t* v = values(l, g) + int64_t{position} * elt_bytes_;
-        for (int32_t i = 0; i < head_dim; ++i) {
-          std::memcpy(dst, v + int64_t{i} * n_ctx_ * elt_bytes_, static_cast<size_t>(elt_bytes_));
-          dst += elt_bytes_;
-        }
+  const int64_t row = head_dim * elt_bytes_;
+  const int64_t stride = static_cast<int64_t>(per_position);
+  for (int l = 0; l < p_.n_layer; ++l) {
+    uint8_t* layer_out = out.data() + l * 2 * kv_dim_ * elt_bytes_;
+    for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+      const uint8_t* k = keys(l, g) + int64_t{begin} * row;
+      uint8_t* k_out = layer_out + g * row;
+      for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
+      const uint8_t* v = values(l, g) + int64_t{begin} * elt_bytes_;
+      uint8_t* v_out = layer_out + (kv_dim_ + g * head_dim) * elt_bytes_;
+      for (int32_t i = 0; i < head_dim; ++i) {
+        copy_elements(elt_bytes_, v_out + i * elt_bytes_, stride, v + int64_t{i} * n_ctx_ * elt_bytes_, elt_bytes_,
+                      count);
       }
     }
   }
@@ -211,22 +239,19 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
   }
   const int32_t count = static_cast<int32_t>(in.size() / per_position);
   const int32_t head_dim = p_.head_dim;
-  const size_t row = static_cast<size_t>(head_dim * elt_bytes_);
-  const uint8_t* src = in.data();
-  for (int32_t position = n_past_; position < n_past_ + count; ++position) {
-    for (int l = 0; l < p_.n_layer; ++l) {
-      uint8_t* k_cache = k_cache_[static_cast<size_t>(l)].get();
-      uint8_t* v_cache = v_cache_[static_cast<size_t>(l)].get();
-      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-        std::memcpy(k_cache + ((g * int64_t{n_ctx_} + position) * head_dim) * elt_bytes_, src, row);
-        src += row;
-      }
-      for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-        uint8_t* v = v_cache + (g * int64_t{head_dim} * n_ctx_ + position) * elt_bytes_;
-        for (int32_t i = 0; i < head_dim; ++i) {
-          std::memcpy(v + int64_t{i} * n_ctx_ * elt_bytes_, src, static_cast<size_t>(elt_bytes_));
-          src += elt_bytes_;
-        }
+  const int64_t row = head_dim * elt_bytes_;
+  const int64_t stride = static_cast<int64_t>(per_position);
+  for (int l = 0; l < p_.n_layer; ++l) {
+    const uint8_t* layer_in = in.data() + l * 2 * kv_dim_ * elt_bytes_;
+    for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+      uint8_t* k = k_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
+      const uint8_t* k_in = layer_in + g * row;
+      for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
+      uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + (g * int64_t{head_dim} * n_ctx_ + n_past_) * elt_bytes_;
+      const uint8_t* v_in = layer_in + (kv_dim_ + g * head_dim) * elt_bytes_;
+      for (int32_t i = 0; i < head_dim; ++i) {
+        copy_elements(elt_bytes_, v + int64_t{i} * n_ctx_ * elt_bytes_, elt_bytes_, v_in + i * elt_bytes_, stride,
+                      count);
       }
     }
   }

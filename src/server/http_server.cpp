@@ -68,7 +68,13 @@ struct HttpServer::Impl {
       : options(options), keys(std::move(keys)), log(std::move(log)), rng(std::random_device{}()) {}
 
   // ---- the route table ----
-  using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&);
+  // What a handler gets of its request: the body (read whole) and the caller's prefix-
+  // cache partition (from the API key; "" without keys).
+  struct Call {
+    std::string body;
+    std::string partition;
+  };
+  using Handler = void (Impl::*)(const Call& call, httplib::Response&);
   struct Route {
     const char* method;
     const char* path;
@@ -78,16 +84,17 @@ struct HttpServer::Impl {
   };
   static const Route kRoutes[];
 
-  void health(const httplib::Request&, httplib::Response& res);
-  void metrics_route(const httplib::Request&, httplib::Response& res);
-  void models(const httplib::Request&, httplib::Response& res);
-  void chat_completions(const httplib::Request& req, httplib::Response& res);
-  void completions(const httplib::Request& req, httplib::Response& res);
-  void tokenize(const httplib::Request& req, httplib::Response& res);
-  void detokenize(const httplib::Request& req, httplib::Response& res);
+  void health(const Call& call, httplib::Response& res);
+  void metrics_route(const Call& call, httplib::Response& res);
+  void models(const Call& call, httplib::Response& res);
+  void chat_completions(const Call& call, httplib::Response& res);
+  void completions(const Call& call, httplib::Response& res);
+  void tokenize(const Call& call, httplib::Response& res);
+  void detokenize(const Call& call, httplib::Response& res);
 
   void register_routes();
-  void dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res);
+  void dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader* reader);
   void fill_error_body(const httplib::Request& req, httplib::Response& res);
   void write_log(int status);
   Language request_language(const httplib::Request& req) const {
@@ -161,12 +168,19 @@ void HttpServer::Impl::register_routes() {
     if (std::find(paths.begin(), paths.end(), route.path) == paths.end()) paths.emplace_back(route.path);
   }
   for (const std::string& path : paths) {
-    auto handler = [this, path](const httplib::Request& req, httplib::Response& res) { dispatch(path, req, res); };
+    auto handler = [this, path](const httplib::Request& req, httplib::Response& res) {
+      dispatch(path, req, res, nullptr);
+    };
+    // Bodies are read by the handlers themselves (a content reader), so cpp-httplib never
+    // parses one as a form: `curl -d` sends JSON as application/x-www-form-urlencoded,
+    // which it would otherwise cap at 8 KB.
+    auto with_body = [this, path](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) { dispatch(path, req, res, &reader); };
     http.Get(path, handler);
-    http.Post(path, handler);
-    http.Put(path, handler);
-    http.Patch(path, handler);
-    http.Delete(path, handler);
+    http.Post(path, with_body);
+    http.Put(path, with_body);
+    http.Patch(path, with_body);
+    http.Delete(path, with_body);
     http.Options(path, handler);
   }
   http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
@@ -208,9 +222,31 @@ void HttpServer::Impl::fill_error_body(const httplib::Request& req, httplib::Res
   }
 }
 
-void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res) {
+void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res,
+                                const httplib::ContentReader* reader) {
   const ScopedLanguage language(request_language(req));
   t_log.route = path;
+  Call call;
+  std::string& body = call.body;
+  if (reader != nullptr) {
+    if (req.is_multipart_form_data()) {
+      send_error(res, ApiError(415, "invalid_request_error", "unsupported_media_type", "",
+                               pick("multipart bodies are not accepted; send JSON (Content-Type: application/json)",
+                                    "multipart の本文は受け付けません。JSON で送ってください (Content-Type: application/json)")
+                                   .data()));
+      res.set_header("Connection", "close");
+      return;
+    }
+    const bool complete = (*reader)([&body](const char* data, size_t size) {
+      body.append(data, size);
+      return true;
+    });
+    if (!complete) {
+      res.status = res.status == 413 ? 413 : 400;  // fill_error_body words it
+      res.set_header("Connection", "close");
+      return;
+    }
+  }
   const std::string origin = req.get_header_value("Origin");
   const bool cors = cors_allows(origin);
   if (cors) {
@@ -238,7 +274,9 @@ void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request&
                      tr("{0} is not allowed on {1}; use {2}", "{1} では {0} は使えません。{2} を使ってください",
                         utf8::escape_for_message(req.method, 16), path, allowed));
     }
-    if (route->needs_key && !keys.empty() && !keys.check(req.get_header_value("Authorization"))) {
+    const std::optional<std::string> partition =
+        keys.empty() ? std::optional<std::string>("") : keys.check(req.get_header_value("Authorization"));
+    if (route->needs_key && !partition) {
       res.set_header("WWW-Authenticate", "Bearer");
       throw ApiError(401, "authentication_error", "invalid_api_key", "",
                      pick("missing or invalid API key: send the header \"Authorization: Bearer YOUR_KEY\"",
@@ -251,7 +289,8 @@ void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request&
                                               "モデルを読み込み中です。数秒後に再度お試しください")
                                              .data());
     }
-    (this->*route->handle)(req, res);
+    call.partition = partition.value_or("");
+    (this->*route->handle)(call, res);
   } catch (const ApiError& e) {
     send_error(res, e);
   } catch (const Error& e) {
@@ -295,7 +334,7 @@ void HttpServer::Impl::write_log(int status) {
 
 // ---- routes ----
 
-void HttpServer::Impl::health(const httplib::Request&, httplib::Response& res) {
+void HttpServer::Impl::health(const Call&, httplib::Response& res) {
   if (shutting_down) {
     send_json(res, 503, {{"status", "shutting_down"}});
   } else if (!ready.load(std::memory_order_acquire)) {
@@ -307,13 +346,13 @@ void HttpServer::Impl::health(const httplib::Request&, httplib::Response& res) {
   }
 }
 
-void HttpServer::Impl::metrics_route(const httplib::Request&, httplib::Response& res) {
+void HttpServer::Impl::metrics_route(const Call&, httplib::Response& res) {
   std::optional<SchedulerStatus> status;
   if (ready.load(std::memory_order_acquire)) status = scheduler->status();
   res.set_content(metrics.render(status ? &*status : nullptr), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-void HttpServer::Impl::models(const httplib::Request&, httplib::Response& res) {
+void HttpServer::Impl::models(const Call&, httplib::Response& res) {
   const ModelParams& p = model->params();
   json entry = {{"id", model_id},
                 {"object", "model"},
@@ -363,9 +402,8 @@ std::shared_ptr<RequestHandle> HttpServer::Impl::submit(CompletionRequest reques
   return scheduler->submit(std::move(request));
 }
 
-void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req.body);
-  ChatCompletionRequest parsed = parse_chat_completion_request(body, limits);
+void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res) {
+  ChatCompletionRequest parsed = parse_chat_completion_request(parse_body(call.body), limits);
   check_model_name(parsed.params.model, model_id);
   if (parsed.messages.front().role != "system" && !options.system_prompt.empty()) {
     parsed.messages.insert(parsed.messages.begin(), ChatMessage{"system", options.system_prompt});
@@ -387,8 +425,7 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
   Generation g;
   g.who = {new_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
   t_log.id = g.who.id;
-  const std::optional<std::string> partition = keys.empty() ? std::optional<std::string>("") : keys.check(req.get_header_value("Authorization"));
-  g.handle = submit(std::move(request), partition.value_or(""), options.log_prompts ? render_text(segments) : "");
+  g.handle = submit(std::move(request), call.partition, options.log_prompts ? render_text(segments) : "");
   g.chat = true;
   g.stream = parsed.params.stream;
   g.include_usage = parsed.params.include_usage;
@@ -396,9 +433,8 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
   respond(std::move(g), res);
 }
 
-void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req.body);
-  TextCompletionRequest parsed = parse_completion_request(body, limits);
+void HttpServer::Impl::completions(const Call& call, httplib::Response& res) {
+  TextCompletionRequest parsed = parse_completion_request(parse_body(call.body), limits);
   check_model_name(parsed.params.model, model_id);
   const Tokenizer& tokenizer = model->tokenizer();
   CompletionRequest request;
@@ -424,8 +460,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   Generation g;
   g.who = {new_id("cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
   t_log.id = g.who.id;
-  const std::optional<std::string> partition = keys.empty() ? std::optional<std::string>("") : keys.check(req.get_header_value("Authorization"));
-  g.handle = submit(std::move(request), partition.value_or(""), options.log_prompts ? parsed.prompt : "");
+  g.handle = submit(std::move(request), call.partition, options.log_prompts ? parsed.prompt : "");
   g.chat = false;
   g.stream = parsed.params.stream;
   g.include_usage = parsed.params.include_usage;
@@ -433,8 +468,8 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   respond(std::move(g), res);
 }
 
-void HttpServer::Impl::tokenize(const httplib::Request& req, httplib::Response& res) {
-  const TokenizeRequest parsed = parse_tokenize_request(parse_body(req.body));
+void HttpServer::Impl::tokenize(const Call& call, httplib::Response& res) {
+  const TokenizeRequest parsed = parse_tokenize_request(parse_body(call.body));
   const Tokenizer& tokenizer = model->tokenizer();
   const std::vector<TokenId> ids =
       tokenizer.encode(parsed.content, parsed.add_special && tokenizer.add_bos_by_default(), parsed.parse_special);
@@ -457,8 +492,8 @@ void HttpServer::Impl::tokenize(const httplib::Request& req, httplib::Response& 
   send_json(res, 200, {{"tokens", tokens}});
 }
 
-void HttpServer::Impl::detokenize(const httplib::Request& req, httplib::Response& res) {
-  const std::vector<TokenId> ids = parse_detokenize_request(parse_body(req.body));
+void HttpServer::Impl::detokenize(const Call& call, httplib::Response& res) {
+  const std::vector<TokenId> ids = parse_detokenize_request(parse_body(call.body));
   const Tokenizer& tokenizer = model->tokenizer();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] >= tokenizer.vocab_size()) {

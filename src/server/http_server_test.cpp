@@ -422,6 +422,20 @@ TEST(HttpServer, ErrorsHaveTheRightStatusCodeAndParameter) {
   EXPECT_EQ(body_of(post(c, "/v1/chat/completions", chat_body("x", 3)))["choices"][0]["message"]["content"], "の");
 }
 
+// `curl -d '{...}'` sends JSON as a form; the body is read as JSON whatever the type says,
+// also past the 8 KB cpp-httplib allows forms.
+TEST(HttpServer, JsonSentAsAFormIsReadAsJson) {
+  Served s(chain_path("form"));
+  httplib::Client c = s.client();
+  const std::string padded = chat_body("長い質問です。", 3).dump() + std::string(12000, ' ');  // JSON allows it
+  auto r = c.Post("/v1/chat/completions", padded, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["message"]["content"], "の");
+  auto multipart = c.Post("/v1/chat/completions", "--x\r\n\r\n", "multipart/form-data; boundary=x");
+  expect_error(multipart, 415, "unsupported_media_type");
+}
+
 TEST(HttpServer, MessagesFollowAcceptLanguage) {
   Served s(chain_path("language"));
   httplib::Client c = s.client();

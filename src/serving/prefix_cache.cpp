@@ -3,6 +3,7 @@
 #include "koto/prefix_cache.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -168,12 +169,32 @@ size_t common_prefix(std::span<const TokenId> a, std::span<const TokenId> b) {
 
 }  // namespace
 
+// Anonymous memory mapped and populated by one system call.
+struct PrefixCache::Bytes {
+  explicit Bytes(size_t n) : size(n) {
+    if (n == 0) return;
+    void* map = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (map == MAP_FAILED) throw std::bad_alloc();
+    data = static_cast<uint8_t*>(map);
+  }
+  ~Bytes() {
+    if (data != nullptr) ::munmap(data, size);
+  }
+  Bytes(const Bytes&) = delete;
+  Bytes& operator=(const Bytes&) = delete;
+  std::span<uint8_t> span() { return {data, size}; }
+  std::span<const uint8_t> span() const { return {data, size}; }
+
+  uint8_t* data = nullptr;
+  size_t size;
+};
+
 struct PrefixCache::State {
   struct Node {
     Key key;
     Key parent;
     std::vector<TokenId> tokens;                     // this block's tokens (1 .. block_tokens)
-    std::shared_ptr<const std::vector<uint8_t>> kv;  // null while only on disk
+    std::shared_ptr<const Bytes> kv;                 // null while only on disk
     bool on_disk = false;
     bool write_pending = false;
     uint64_t file_bytes = 0;
@@ -185,7 +206,7 @@ struct PrefixCache::State {
     Key key;
     Key parent;
     std::vector<TokenId> tokens;
-    std::shared_ptr<const std::vector<uint8_t>> kv;
+    std::shared_ptr<const Bytes> kv;
   };
 
   State(std::string identity, size_t bytes_per_position, PrefixCacheOptions options,
@@ -238,7 +259,7 @@ struct PrefixCache::State {
     Node& n = it->second;
     if (n.kv) {
       memory_lru.erase(n.memory_position);
-      memory_used -= n.kv->size();
+      memory_used -= n.kv->size;
     }
     if (n.on_disk) {
       disk_lru.erase(n.disk_position);
@@ -254,7 +275,7 @@ struct PrefixCache::State {
 
   void drop_from_memory(Node& n) {
     memory_lru.erase(n.memory_position);
-    memory_used -= n.kv->size();
+    memory_used -= n.kv->size;
     n.kv.reset();
   }
 
@@ -414,18 +435,18 @@ struct PrefixCache::State {
     if (!ok) why = std::strerror(errno);
     FileHeader header;
     std::vector<TokenId> tokens;
-    auto kv = std::make_shared<std::vector<uint8_t>>();
+    std::shared_ptr<Bytes> kv;
     if (ok) ok = read_block_head(fd.get(), static_cast<uint64_t>(st.st_size), n.key, header, tokens, why);
     if (ok && tokens != n.tokens) {
       ok = false;
       why = pick("its tokens changed since start-up", "起動後にトークンが変わった");
     }
     if (ok) {
-      kv->resize(tokens.size() * bytes_per_position);
-      ok = read_exact(fd.get(), kv->data(), kv->size());
+      kv = std::make_shared<Bytes>(tokens.size() * bytes_per_position);
+      ok = read_exact(fd.get(), kv->data, kv->size);
       if (!ok) why = pick("truncated", "途中で切れている");
     }
-    if (ok && checksum_of(tokens, *kv) != header.checksum) {
+    if (ok && checksum_of(tokens, kv->span()) != header.checksum) {
       ok = false;
       why = pick("checksum mismatch (damaged)", "チェックサムが一致しない (破損)");
     }
@@ -439,7 +460,7 @@ struct PrefixCache::State {
     }
     n.kv = std::move(kv);
     n.memory_position = memory_lru.insert(memory_lru.begin(), n.key);
-    memory_used += n.kv->size();
+    memory_used += n.kv->size;
     ++disk_loads;
     return true;
   }
@@ -474,13 +495,13 @@ struct PrefixCache::State {
     header.parent_high = job.parent.high;
     header.bytes_per_position = bytes_per_position;
     header.n_tokens = static_cast<uint32_t>(job.tokens.size());
-    header.checksum = checksum_of(job.tokens, *job.kv);
+    header.checksum = checksum_of(job.tokens, job.kv->span());
     const std::string path = file_path(job.key);
     const std::string temporary = path + ".tmp";
     FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     bool ok = fd.get() >= 0 && write_exact(fd.get(), &header, sizeof(header)) &&
               write_exact(fd.get(), job.tokens.data(), job.tokens.size() * sizeof(TokenId)) &&
-              write_exact(fd.get(), job.kv->data(), job.kv->size());
+              write_exact(fd.get(), job.kv->data, job.kv->size);
     const int saved_errno = errno;
     ok = fd.close() && ok;
     if (ok) ok = ::rename(temporary.c_str(), path.c_str()) == 0;
@@ -492,7 +513,7 @@ struct PrefixCache::State {
       return 0;
     }
     ++disk_writes;
-    return sizeof(header) + job.tokens.size() * sizeof(TokenId) + job.kv->size();
+    return sizeof(header) + job.tokens.size() * sizeof(TokenId) + job.kv->size;
   }
 
   // Takes the writer's results into the index (on the owning thread).
@@ -660,9 +681,9 @@ void PrefixCache::restore(const Match& match, int32_t from, Session& session) {
   for (int32_t position = from; position < match.tokens_;) {
     const int32_t index = position / block;
     const int32_t end = std::min((index + 1) * block, match.tokens_);
-    const std::vector<uint8_t>& kv = *match.blocks_[static_cast<size_t>(index)];
+    const Bytes& kv = *match.blocks_[static_cast<size_t>(index)];
     const size_t offset = static_cast<size_t>(position - index * block) * s.bytes_per_position;
-    session.append_kv(std::span<const uint8_t>(kv.data() + offset, static_cast<size_t>(end - position) * s.bytes_per_position));
+    session.append_kv(std::span<const uint8_t>(kv.data + offset, static_cast<size_t>(end - position) * s.bytes_per_position));
     position = end;
   }
   s.hit_tokens += static_cast<uint64_t>(match.tokens_ - from);
@@ -685,15 +706,15 @@ void PrefixCache::store(std::string_view partition, std::span<const TokenId> tok
       break;  // a hash collision: leave the existing block alone
     }
     if (n == nullptr) {
-      auto kv = std::make_shared<std::vector<uint8_t>>(length * s.bytes_per_position);
-      session.read_kv(static_cast<int32_t>(position), static_cast<int32_t>(position + length), *kv);
+      auto kv = std::make_shared<Bytes>(length * s.bytes_per_position);
+      session.read_kv(static_cast<int32_t>(position), static_cast<int32_t>(position + length), kv->span());
       State::Node& created = s.nodes[key];
       created.key = key;
       created.parent = current;
       created.tokens.assign(slice.begin(), slice.end());
       created.kv = kv;
       created.memory_position = s.memory_lru.insert(s.memory_lru.begin(), key);
-      s.memory_used += kv->size();
+      s.memory_used += kv->size;
       s.children[current].push_back(key);
       if (s.disk_enabled()) {
         created.write_pending = true;

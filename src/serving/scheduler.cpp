@@ -510,14 +510,17 @@ void Scheduler::step() {
     const ScopedLanguage language(slot.request.language);
     slot.tokens.insert(slot.tokens.end(), entries[i].tokens.begin(), entries[i].tokens.end());
     try {
-      if (!slot.generating) {
+      const bool prompt_done_now = !slot.generating;
+      if (prompt_done_now) {
         slot.prompt_done += entries[i].tokens.size();
         if (slot.prompt_done < slot.request.prompt.size()) continue;  // more slices to come
         slot.stats.prompt_seconds = seconds_between(slot.admitted, Clock::now());
-        if (c.cache) c.cache->store(slot.partition, slot.tokens, *slot.session);
         for (TokenId id : slot.request.prompt) slot.sampler->accept(id);
       }
       choose_token(slot, entries[i].logits);
+      // The prompt goes to the prefix cache after the first token is out (storing a long
+      // prompt copies its whole KV state). A request that ended already stored it all.
+      if (prompt_done_now && slot.busy() && c.cache) c.cache->store(slot.partition, slot.tokens, *slot.session);
     } catch (const Error& e) {
       fail(slot, e.code(), e.what());
     }
