@@ -204,7 +204,7 @@ void register_benchmarks() {
       }
       // Few vectors at once: what a server's step multiplies when 2-8 sequences decode together.
       if (kernel_table(isa).types[static_cast<uint32_t>(type)].matmul_q8 != nullptr && isa == Isa::kAvx512) {
-        for (int64_t batch : {2, 4, 8}) {
+        for (int64_t batch : {2, 4, 8, 16, 32, 64}) {
           const std::string name = "MatmulQ8Decode/" + std::string(tensor_type_name(type)) + "/" + isa_name(isa) +
                                    "/2t/" + std::to_string(batch);
           benchmark::RegisterBenchmark(name.c_str(), [isa, type, batch](benchmark::State& state) {

@@ -1,7 +1,9 @@
-// Decoding (one activation vector) for the 32-value block types on AVX-512 VNNI:
-// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and IQ4_XS (whose 256-value super-blocks are
-// eight 32-value sub-blocks with their own scales, against the kBlocks32 activations).
-// Several vectors (prefill) go to the entry this file replaces.
+// Decoding (one activation vector, or up to kMaxFused) for the 32-value block types on
+// AVX-512 VNNI: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and IQ4_XS (whose 256-value
+// super-blocks are eight 32-value sub-blocks with their own scales, against the
+// kBlocks32 activations). More vectors (prefill) go to the entry this file replaces.
+// With several vectors (sequences decoding together in a server's step), a group's
+// codes are decoded once and meet each vector in turn.
 //
 // The general kernel (matmul_q8_x86.inc) turns every block into float right away:
 // about 20 vector instructions per block. Here blocks go in groups of 16 and stay
@@ -121,11 +123,12 @@ struct SplitActivations {
   }
 };
 
-// The result of one group of 16 blocks of one row.
+// The result of one group of 16 blocks of one row against NV vectors.
+template <int NV>
 struct GroupSums {
-  __m512i isum;   // per block: sum of unsigned code * q
-  __m512 scale;   // per block: the weight scale
-  __m512 min;     // per block: the weight minimum (kHasMin types)
+  __m512i isum[NV];  // per block and vector: sum of unsigned code * q
+  __m512 scale;      // per block: the weight scale
+  __m512 min;        // per block: the weight minimum (kHasMin types)
 };
 
 // ---- per type: a group of 16 blocks, and one block (the tail) ----
@@ -141,16 +144,19 @@ KOTO_KERNEL_INLINE __m256i nibbles256(const uint8_t* qs) {
                           _mm256_set1_epi8(15));
 }
 
-// 16 packed bytes of four blocks of 32, one per 128-bit lane: two dot products
-// against the split activations, giving 4 lanes per block. `to_codes` maps the
-// nibbles (bytes 0..15) to codes.
-template <typename ToCodes>
-KOTO_KERNEL_INLINE __m512i nibble_dot(__m512i packed, const int8_t* xs, ToCodes&& to_codes) {
+// 16 packed bytes of four blocks of 32, one per 128-bit lane: decoded once, then two
+// dot products against each vector's split activations (xs[v] + offset), giving 4
+// lanes per block in out[v]. `to_codes` maps the nibbles (bytes 0..15) to codes.
+template <int NV, typename ToCodes>
+KOTO_KERNEL_INLINE void nibble_dots(__m512i packed, const int8_t* const* xs, int64_t offset, ToCodes&& to_codes,
+                                    __m512i* out) {
   const __m512i mask = _mm512_set1_epi8(15);
   const __m512i lo = to_codes(_mm512_and_si512(packed, mask), 0);
   const __m512i hi = to_codes(_mm512_and_si512(_mm512_srli_epi16(packed, 4), mask), 1);
-  return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load512(xs)), hi,
-                             load512(xs + 64));
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+    out[v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load512(xs[v] + offset)), hi,
+                                 load512(xs[v] + offset + 64));
+  });
 }
 
 // The 16 qs bytes of four blocks `stride` apart starting at p, one per 128-bit lane.
@@ -164,6 +170,15 @@ KOTO_KERNEL_INLINE __m512i four_blocks(const uint8_t* p, int64_t stride) {
 // Four vectors of 4 lanes per block into one of 16 per-block sums.
 KOTO_KERNEL_INLINE __m512i fold4(const __m512i* u) {
   return fold<2>(fold<4>(u[0], u[1]), fold<4>(u[2], u[3]));
+}
+
+// The four chunks of a group (u[c][v]: chunk c against vector v), folded per vector.
+template <int NV>
+KOTO_KERNEL_INLINE void fold_chunks(__m512i (*u)[NV], __m512i* isum) {
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+    const __m512i chunks[4] = {u[0][v], u[1][v], u[2][v], u[3][v]};
+    isum[v] = fold4(chunks);
+  });
 }
 
 // Q8_0 activations: per pair of blocks A, B, 64 bytes lined up with a 64-byte load
@@ -191,20 +206,29 @@ struct DecodeQ8_0 {
   static void prepare(const int8_t* q, int64_t n_groups, int8_t* out) {
     prepare_q8_0(q, n_groups, out);
   }
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
+  // Q8_0 needs eight accumulators per vector: the vectors take turns, the group's 576
+  // bytes stay in L1 between them.
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
     // Two blocks in one load, no insert: 64 bytes from A's codes stay inside B.
     const __m512i flip = _mm512_set1_epi8(-128);
     const __m512i offsets = lane_offsets(kBytes);
-    __m512i s[8];
-    unrolled<8>([&](auto k) __attribute__((always_inline)) {
-      const __m512i w = _mm512_xor_si512(load512(p + 2 * k * kBytes + 2), flip);
-      s[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, load512(xs + 64 * k));
-    });
-    const __m512i folded = fold<2>(fold<4>(fold<8>(s[0], s[1]), fold<8>(s[2], s[3])),
-                                   fold<4>(fold<8>(s[4], s[5]), fold<8>(s[6], s[7])));
+    GroupSums<NV> out;
     const __m512i last = _mm512_xor_si512(_mm512_i32gather_epi32(offsets, p + 30, 1), flip);
-    const __m512i isum = _mm512_dpbusd_epi32(folded, last, load512(xs + 512));
-    return {isum, gather_f16(p, offsets), _mm512_setzero_ps()};
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      const int8_t* x = xs[v] + offset;
+      __m512i s[8];
+      unrolled<8>([&](auto k) __attribute__((always_inline)) {
+        const __m512i w = _mm512_xor_si512(load512(p + 2 * k * kBytes + 2), flip);
+        s[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, load512(x + 64 * k));
+      });
+      const __m512i folded = fold<2>(fold<4>(fold<8>(s[0], s[1]), fold<8>(s[2], s[3])),
+                                     fold<4>(fold<8>(s[4], s[5]), fold<8>(s[6], s[7])));
+      out.isum[v] = _mm512_dpbusd_epi32(folded, last, load512(x + 512));
+    });
+    out.scale = gather_f16(p, offsets);
+    out.min = _mm512_setzero_ps();
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float&) {
     scale = load_f16(b);
@@ -215,13 +239,18 @@ struct DecodeQ8_0 {
 struct DecodeQ4_0 : SplitActivations {
   static constexpr int kBytes = sizeof(BlockQ4_0);
   static constexpr float kOffset = -8.0f;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
-    __m512i u[4];
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
+    __m512i u[4][NV];
     unrolled<4>([&](auto c) __attribute__((always_inline)) {
-      u[c] = nibble_dot(four_blocks(p + 4 * c * kBytes + 2, kBytes), xs + 128 * c,
-                        [](__m512i v, int) __attribute__((always_inline)) { return v; });
+      nibble_dots<NV>(four_blocks(p + 4 * c * kBytes + 2, kBytes), xs, offset + 128 * c,
+                      [](__m512i v, int) __attribute__((always_inline)) { return v; }, u[c]);
     });
-    return {fold4(u), gather_f16(p, lane_offsets(kBytes)), _mm512_setzero_ps()};
+    GroupSums<NV> out;
+    fold_chunks<NV>(u, out.isum);
+    out.scale = gather_f16(p, lane_offsets(kBytes));
+    out.min = _mm512_setzero_ps();
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float&) {
     scale = load_f16(b);
@@ -261,9 +290,9 @@ KOTO_KERNEL_INLINE void fifth_bit_masks(__m512i heads_lo, __m512i heads_hi, __mm
 }
 
 // Q5_0 and Q5_1: 4-bit codes plus a fifth bit from qh at byte kQh, codes at kQs.
-template <int kQh, int kQs, int kStride>
-KOTO_KERNEL_INLINE __m512i q5_group(const uint8_t* p, const int8_t* xs, __m512i& heads_lo,
-                                    __m512i& heads_hi) {
+template <int kQh, int kQs, int kStride, int NV>
+KOTO_KERNEL_INLINE void q5_group(const uint8_t* p, const int8_t* const* xs, int64_t offset, __m512i& heads_lo,
+                                 __m512i& heads_hi, __m512i* isum) {
   // The first 8 bytes of each block by two 8-lane gathers.
   const __m256i offsets = _mm512_castsi512_si256(lane_offsets(kStride));
   heads_lo = _mm512_i32gather_epi64(offsets, p, 1);
@@ -271,14 +300,15 @@ KOTO_KERNEL_INLINE __m512i q5_group(const uint8_t* p, const int8_t* xs, __m512i&
   alignas(64) __mmask64 masks[8];
   fifth_bit_masks<kQh / 2>(heads_lo, heads_hi, masks);
   const __m512i sixteen = _mm512_set1_epi8(16);
-  __m512i u[4];
+  __m512i u[4][NV];
   unrolled<4>([&](auto c) __attribute__((always_inline)) {
-    u[c] = nibble_dot(four_blocks(p + 4 * c * kStride + kQs, kStride), xs + 128 * c,
-                      [&](__m512i v, int h) __attribute__((always_inline)) {
-                        return _mm512_mask_add_epi8(v, masks[2 * c + h], v, sixteen);
-                      });
+    nibble_dots<NV>(four_blocks(p + 4 * c * kStride + kQs, kStride), xs, offset + 128 * c,
+                    [&](__m512i v, int h) __attribute__((always_inline)) {
+                      return _mm512_mask_add_epi8(v, masks[2 * c + h], v, sixteen);
+                    },
+                    u[c]);
   });
-  return fold4(u);
+  fold_chunks<NV>(u, isum);
 }
 
 KOTO_KERNEL_INLINE __m256i q5_block(const uint8_t* qh, const uint8_t* qs) {
@@ -289,10 +319,14 @@ KOTO_KERNEL_INLINE __m256i q5_block(const uint8_t* qh, const uint8_t* qs) {
 struct DecodeQ5_0 : SplitActivations {
   static constexpr int kBytes = sizeof(BlockQ5_0);
   static constexpr float kOffset = -16.0f;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
     __m512i lo, hi;
-    const __m512i isum = q5_group<2, 6, kBytes>(p, xs, lo, hi);
-    return {isum, head_f16<0>(lo, hi), _mm512_setzero_ps()};
+    GroupSums<NV> out;
+    q5_group<2, 6, kBytes, NV>(p, xs, offset, lo, hi, out.isum);
+    out.scale = head_f16<0>(lo, hi);
+    out.min = _mm512_setzero_ps();
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float&) {
     scale = load_f16(b);
@@ -304,15 +338,19 @@ struct DecodeQ5_0 : SplitActivations {
 struct DecodeQ4_1 : SplitActivations {
   static constexpr int kBytes = sizeof(BlockQ4_1);
   static constexpr bool kHasMin = true;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
-    __m512i u[4];
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
+    __m512i u[4][NV];
     unrolled<4>([&](auto c) __attribute__((always_inline)) {
-      u[c] = nibble_dot(four_blocks(p + 4 * c * kBytes + 4, kBytes), xs + 128 * c,
-                        [](__m512i v, int) __attribute__((always_inline)) { return v; });
+      nibble_dots<NV>(four_blocks(p + 4 * c * kBytes + 4, kBytes), xs, offset + 128 * c,
+                      [](__m512i v, int) __attribute__((always_inline)) { return v; }, u[c]);
     });
     const __m512i heads = _mm512_i32gather_epi32(lane_offsets(kBytes), p, 1);
-    return {fold4(u), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads)),
-            _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)))};
+    GroupSums<NV> out;
+    fold_chunks<NV>(u, out.isum);
+    out.scale = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
+    out.min = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)));
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float& min) {
     scale = load_f16(b);
@@ -324,10 +362,14 @@ struct DecodeQ4_1 : SplitActivations {
 struct DecodeQ5_1 : SplitActivations {
   static constexpr int kBytes = sizeof(BlockQ5_1);
   static constexpr bool kHasMin = true;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
     __m512i lo, hi;
-    const __m512i isum = q5_group<4, 8, kBytes>(p, xs, lo, hi);
-    return {isum, head_f16<0>(lo, hi), head_f16<1>(lo, hi)};
+    GroupSums<NV> out;
+    q5_group<4, 8, kBytes, NV>(p, xs, offset, lo, hi, out.isum);
+    out.scale = head_f16<0>(lo, hi);
+    out.min = head_f16<1>(lo, hi);
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float& min) {
     scale = load_f16(b);
@@ -344,16 +386,20 @@ KOTO_KERNEL_INLINE __m512i iq4_table() {
 struct DecodeIQ4_NL : SplitActivations {
   static constexpr int kBytes = sizeof(BlockIQ4_NL);
   static constexpr float kOffset = -128.0f;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
     const __m512i table = iq4_table();
-    __m512i u[4];
+    __m512i u[4][NV];
     unrolled<4>([&](auto c) __attribute__((always_inline)) {
-      u[c] = nibble_dot(four_blocks(p + 4 * c * kBytes + 2, kBytes), xs + 128 * c,
-                        [&](__m512i v, int) __attribute__((always_inline)) {
-                          return _mm512_shuffle_epi8(table, v);
-                        });
+      nibble_dots<NV>(four_blocks(p + 4 * c * kBytes + 2, kBytes), xs, offset + 128 * c,
+                      [&](__m512i v, int) __attribute__((always_inline)) { return _mm512_shuffle_epi8(table, v); },
+                      u[c]);
     });
-    return {fold4(u), gather_f16(p, lane_offsets(kBytes)), _mm512_setzero_ps()};
+    GroupSums<NV> out;
+    fold_chunks<NV>(u, out.isum);
+    out.scale = gather_f16(p, lane_offsets(kBytes));
+    out.min = _mm512_setzero_ps();
+    return out;
   }
   KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float&) {
     scale = load_f16(b);
@@ -365,16 +411,16 @@ struct DecodeIQ4_NL : SplitActivations {
 struct DecodeIQ4_XS : SplitActivations {
   static constexpr int kBytes = sizeof(BlockIQ4_XS) / 8;  // per 32 values, for prefetching
   static constexpr float kOffset = -128.0f;
-  KOTO_KERNEL_INLINE static GroupSums group(const uint8_t* p, const int8_t* xs) {
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
     const __m512i table = iq4_table();
     const uint8_t* second = p + sizeof(BlockIQ4_XS);
-    __m512i u[4];
+    __m512i u[4][NV];
     unrolled<4>([&](auto c) __attribute__((always_inline)) {
       const uint8_t* qs = (c < 2 ? p : second) + 8 + 64 * (c % 2);
-      u[c] = nibble_dot(load512(qs), xs + 128 * c,
-                        [&](__m512i v, int) __attribute__((always_inline)) {
-                          return _mm512_shuffle_epi8(table, v);
-                        });
+      nibble_dots<NV>(load512(qs), xs, offset + 128 * c,
+                      [&](__m512i v, int) __attribute__((always_inline)) { return _mm512_shuffle_epi8(table, v); },
+                      u[c]);
     });
     // Lane j: sub-block j % 8 of super-block j / 8; ls = low nibble of scales_l
     // (4 bits each) | 2 bits of scales_h << 4.
@@ -394,7 +440,11 @@ struct DecodeIQ4_XS : SplitActivations {
         _mm512_ternarylogic_epi32(low, high, _mm512_set1_epi32(15), 0xe4), _mm512_set1_epi32(32));
     const __m512 d = _mm512_mask_mov_ps(_mm512_set1_ps(load_f16(p)), upper,
                                         _mm512_set1_ps(load_f16(second)));
-    return {fold4(u), _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls)), _mm512_setzero_ps()};
+    GroupSums<NV> out;
+    fold_chunks<NV>(u, out.isum);
+    out.scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls));
+    out.min = _mm512_setzero_ps();
+    return out;
   }
   // Sub-block b % 8 of the super-block at b / 8.
   KOTO_KERNEL_INLINE static __m256i sub_block(const uint8_t* sb, int j, float& scale, float&) {
@@ -417,69 +467,111 @@ KOTO_KERNEL_INLINE __m256i tail_block(const uint8_t* row, int64_t b, float& scal
 
 // ---- rows ----
 
-// R rows from `rows` (row_bytes apart) into y[0..R).
-template <typename T, int R>
-KOTO_KERNEL_INLINE void rows_pass(const uint8_t* rows, int64_t row_bytes, const Q8Vectors& x,
-                                  const int8_t* xs, float* y) {
+// R rows from `rows` (row_bytes apart) against NV vectors (their prepared activations
+// xs[v], the rest of x at vector index v0 + v) into y[v * y_stride + r].
+//
+// MatmulQ8Decode/<type>/avx512/2t/<n> (14336 x 4096, us, 2 threads): the old path for
+// 2 and 4 vectors (the tiles, decoding rows for only a few vectors) against this one:
+// Q5_0 3079 -> 1531 and 3247 -> 2262 (one vector: 1222), Q4_0 ~ -> 1146 and 1812 (857).
+template <typename T, int R, int NV>
+KOTO_KERNEL_INLINE void rows_pass(const uint8_t* rows, int64_t row_bytes, const Q8Vectors& x, int64_t v0,
+                                  const int8_t* const* xs, float* y, int64_t y_stride) {
   const int64_t n_blocks = x.n / kQK;
   const int64_t n_groups = n_blocks / kGroup;
   constexpr int64_t kGroupBytes = int64_t{kGroup} * T::kBytes;
   const __m512i even = lane_offsets(2);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512 offset = _mm512_set1_ps(T::kOffset);
-  __m512 acc[R];
-  unrolled<R>([&](auto r) __attribute__((always_inline)) { acc[r] = _mm512_setzero_ps(); });
+  __m512 acc[R][NV];
+  unrolled<R>([&](auto r) __attribute__((always_inline)) {
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) { acc[r][v] = _mm512_setzero_ps(); });
+  });
   for (int64_t g = 0; g < n_groups; ++g) {
-    // Per block: d_x and offset * d_x * sum of q (the two per-16 sums added).
-    const __m512 dx = _mm512_loadu_ps(x.d + kGroup * g);
-    const __m512 ds_a = _mm512_loadu_ps(x.dsum + 2 * kGroup * g);
-    const __m512 ds_b = _mm512_loadu_ps(x.dsum + 2 * kGroup * g + 16);
-    const __m512 ds = _mm512_add_ps(_mm512_permutex2var_ps(ds_a, even, ds_b),
-                                    _mm512_permutex2var_ps(ds_a, odd, ds_b));
-    const __m512 off = _mm512_mul_ps(offset, ds);
+    // Per block and vector: d_x and offset * d_x * sum of q (the two per-16 sums added).
+    __m512 dx[NV], ds[NV], off[NV];
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      const float* d = x.d + (v0 + v) * n_blocks;
+      const float* dsum = x.dsum + (v0 + v) * 2 * n_blocks;
+      dx[v] = _mm512_loadu_ps(d + kGroup * g);
+      const __m512 ds_a = _mm512_loadu_ps(dsum + 2 * kGroup * g);
+      const __m512 ds_b = _mm512_loadu_ps(dsum + 2 * kGroup * g + 16);
+      ds[v] = _mm512_add_ps(_mm512_permutex2var_ps(ds_a, even, ds_b), _mm512_permutex2var_ps(ds_a, odd, ds_b));
+      off[v] = _mm512_mul_ps(offset, ds[v]);
+    });
     unrolled<R>([&](auto r) __attribute__((always_inline)) {
       const uint8_t* p = rows + r * row_bytes + g * kGroupBytes;
       unrolled<(kGroupBytes + 63) / 64>([&](auto l) __attribute__((always_inline)) {
         _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + 64 * l, _MM_HINT_T0);
       });
-      const GroupSums s = T::group(p, xs + g * T::kPreparedBytes);
-      if constexpr (T::kHasMin) {
-        acc[r] = _mm512_fmadd_ps(ds, s.min, acc[r]);
-        acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s.isum), dx), s.scale, acc[r]);
-      } else {
-        acc[r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(s.isum), dx, off), s.scale,
-                                 acc[r]);
-      }
+      const GroupSums<NV> s = T::template group<NV>(p, xs, g * T::kPreparedBytes);
+      unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+        if constexpr (T::kHasMin) {
+          acc[r][v] = _mm512_fmadd_ps(ds[v], s.min, acc[r][v]);
+          acc[r][v] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s.isum[v]), dx[v]), s.scale, acc[r][v]);
+        } else {
+          acc[r][v] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(s.isum[v]), dx[v], off[v]), s.scale,
+                                      acc[r][v]);
+        }
+      });
     });
   }
   unrolled<R>([&](auto r) __attribute__((always_inline)) {
     const uint8_t* row = rows + r * row_bytes;
-    float tail = 0.0f;
-    for (int64_t b = n_groups * kGroup; b < n_blocks; ++b) {
-      float scale, min = 0.0f;
-      const __m256i w = tail_block<T>(row, b, scale, min);
-      const int32_t isum =
-          hsum_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, load256(x.q + b * kQK)));
-      const float ds = x.dsum[2 * b] + x.dsum[2 * b + 1];
-      tail += scale * (x.d[b] * static_cast<float>(isum) + T::kOffset * ds) + min * ds;
-    }
-    y[r] = _mm512_reduce_add_ps(acc[r]) + tail;
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      const int8_t* q = x.q + (v0 + v) * x.n;
+      const float* d = x.d + (v0 + v) * n_blocks;
+      const float* dsum = x.dsum + (v0 + v) * 2 * n_blocks;
+      float tail = 0.0f;
+      for (int64_t b = n_groups * kGroup; b < n_blocks; ++b) {
+        float scale, min = 0.0f;
+        const __m256i w = tail_block<T>(row, b, scale, min);
+        const int32_t isum = hsum_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, load256(q + b * kQK)));
+        const float block_ds = dsum[2 * b] + dsum[2 * b + 1];
+        tail += scale * (d[b] * static_cast<float>(isum) + T::kOffset * block_ds) + min * block_ds;
+      }
+      y[v * y_stride + r] = _mm512_reduce_add_ps(acc[r][v]) + tail;
+    });
   });
 }
 
-template <typename T>
-void matvec_rows(const void* w, int64_t row_bytes, const Q8Vectors& x, float* y, int64_t n_rows) {
-  const auto* rows = static_cast<const uint8_t*>(w);
-  // On the stack: a std::vector would instantiate library templates with AVX-512 code
-  // (see the ODR rule in kernel_table.h).
-  alignas(64) int8_t xs[kMaxSplit / (kGroup * kQK) * T::kPreparedBytes];
-  T::prepare(x.q, x.n / (kGroup * kQK), xs);
-  constexpr int kRows = 2;  // 3 and 4 measured no faster
+// Most vectors taken here, in one pass; more go to the tile kernel this file wraps (at
+// 8 vectors it was faster: Q5_0 3838 against 4515 us for two passes of 4).
+constexpr int64_t kMaxFused = 4;
+
+template <typename T, int NV>
+void rows_chunk(const uint8_t* rows, int64_t row_bytes, const Q8Vectors& x, int64_t v0, const int8_t* const* xs,
+                float* y, int64_t y_stride, int64_t n_rows) {
+  // One vector: two rows per pass share the activation loads and give independent
+  // chains (3 and 4 measured no faster). Several vectors: one row, its codes decoded once.
+  constexpr int kRows = NV == 1 ? 2 : 1;
   int64_t r = 0;
   for (; r + kRows <= n_rows; r += kRows) {
-    rows_pass<T, kRows>(rows + r * row_bytes, row_bytes, x, xs, y + r);
+    rows_pass<T, kRows, NV>(rows + r * row_bytes, row_bytes, x, v0, xs, y + r, y_stride);
   }
-  for (; r < n_rows; ++r) rows_pass<T, 1>(rows + r * row_bytes, row_bytes, x, xs, y + r);
+  for (; r < n_rows; ++r) rows_pass<T, 1, NV>(rows + r * row_bytes, row_bytes, x, v0, xs, y + r, y_stride);
+}
+
+template <typename T>
+void matvec_rows(const void* w, int64_t row_bytes, const Q8Vectors& x, int64_t n_vectors, float* y,
+                 int64_t y_stride, int64_t n_rows) {
+  const auto* rows = static_cast<const uint8_t*>(w);
+  // The prepared activations on the stack, sized for this call: a std::vector would
+  // instantiate library templates with AVX-512 code (see the ODR rule in kernel_table.h).
+  const int64_t n_groups = x.n / (kGroup * kQK);
+  const int64_t per_vector = (n_groups * T::kPreparedBytes + 63) / 64 * 64;
+  auto* base = static_cast<int8_t*>(__builtin_alloca(static_cast<size_t>(n_vectors * per_vector + 64)));
+  int8_t* prepared = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t{63});
+  const int8_t* xs[kMaxFused];
+  for (int64_t v = 0; v < n_vectors; ++v) {
+    T::prepare(x.q + v * x.n, n_groups, prepared + v * per_vector);
+    xs[v] = prepared + v * per_vector;
+  }
+  switch (n_vectors) {  // kMaxFused <= kMaxChunk: one pass
+    case 1: rows_chunk<T, 1>(rows, row_bytes, x, 0, xs, y, y_stride, n_rows); break;
+    case 2: rows_chunk<T, 2>(rows, row_bytes, x, 0, xs, y, y_stride, n_rows); break;
+    case 3: rows_chunk<T, 3>(rows, row_bytes, x, 0, xs, y, y_stride, n_rows); break;
+    default: rows_chunk<T, 4>(rows, row_bytes, x, 0, xs, y, y_stride, n_rows); break;
+  }
 }
 
 // The entries these kernels replace, called for several vectors.
@@ -488,8 +580,8 @@ MatmulQ8Fn previous[kTypeSlots];
 template <typename T, TensorType kType>
 void matmul_q8_decode(const void* w, int64_t row_bytes, const Q8Vectors& x, int64_t n_vectors,
                       float* y, int64_t y_stride, int64_t n_rows) {
-  if (n_vectors == 1 && x.n <= kMaxSplit) {
-    matvec_rows<T>(w, row_bytes, x, y, n_rows);
+  if (n_vectors >= 1 && n_vectors <= kMaxFused && x.n <= kMaxSplit) {
+    matvec_rows<T>(w, row_bytes, x, n_vectors, y, y_stride, n_rows);
   } else {
     previous[static_cast<uint32_t>(kType)](w, row_bytes, x, n_vectors, y, y_stride, n_rows);
   }

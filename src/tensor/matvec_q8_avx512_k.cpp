@@ -1,6 +1,16 @@
-// Decoding (one activation vector) integer matvec for Q4_K, Q5_K and Q6_K on AVX-512
-// VNNI. add_q8_avx512_k_decode_kernels wraps the matmul_q8 entries already in the table:
-// n_vectors == 1 runs the kernels here, anything else the saved entry.
+// Decoding integer matvec for Q4_K, Q5_K and Q6_K on AVX-512 VNNI: one activation
+// vector, or a few (sequences that decode together in a server's step, short prompt
+// tails). add_q8_avx512_k_decode_kernels wraps the matmul_q8 entries already in the
+// table: 1 to kMaxFused vectors run the kernels here, more the saved entry (the tiles).
+//
+// Several vectors: each super-block's codes and scales are unpacked once and then meet
+// up to kMaxChunk vectors (their dot products, scales and accumulators are per vector);
+// more vectors take further passes over the row while its blocks are still in L1. A
+// step of 4 sequences then costs far less than 4 steps of one: MatmulQ8Decode/<type>/
+// avx512/2t/<n> (14336 x 4096, us), the tiles before -> here, one vector Q4_K 571, Q6_K 839:
+//   Q4_K  2 vectors 1080 -> 757, 4 vectors 2017 -> 1112, 8 vectors 3403 -> 2233
+//   Q6_K  2 vectors 1150 -> 1085, 4 vectors 2758 -> 2030, 8 vectors 5364 -> 5475
+// From 16 vectors the tiles are faster (Q4_K 16: 5426 against 6977), hence kMaxFused.
 //
 // Per super-block of 256 weights:
 //   1. codes: one 64-byte load of weight bytes gives 128 codes as unsigned bytes (its
@@ -80,8 +90,14 @@ struct Prepared {
   int32_t* offset4;           // [n / 4]: -32 * sum of q over each 4 values (Q6_K)
 };
 
-Prepared& scratch(int64_t n) {
-  thread_local Prepared p;
+// Vectors per pass over a row's blocks, and the most vectors these kernels take.
+constexpr int kMaxChunk = 4;
+constexpr int64_t kMaxFused = 8;
+
+// Scratch `slot` (one per vector of a call).
+Prepared& scratch(int64_t n, int slot) {
+  thread_local Prepared prepared[kMaxFused];
+  Prepared& p = prepared[slot];
   const auto vectors = static_cast<size_t>(2 * (n / 64) + (n / 16 + 63) / 64);
   if (p.storage.size() < vectors) p.storage.resize(vectors);
   p.q = reinterpret_cast<int8_t*>(p.storage.data());
@@ -93,11 +109,13 @@ Prepared& scratch(int64_t n) {
 // Q4_K/Q5_K order: per super-block, the 64 bytes that meet the low nibbles of qs[0..63]
 // (values 0-31 and 64-95), then their high nibbles (32-63, 96-127), then the same for
 // qs[64..127] (128-159 with 192-223, 160-191 with 224-255).
-const Prepared& prepare_k4(const Q8Vectors& x) {
+const Prepared& prepare_k4(const Q8Vectors& x, int v) {
   const int64_t n = x.n;
-  Prepared& p = scratch(n);
+  Prepared& p = scratch(n, v);
+  const int8_t* q = x.q + v * n;
+  const int16_t* sums = x.sums + v * (n / 16);
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    const int8_t* src = x.q + i * kQKK;
+    const int8_t* src = q + i * kQKK;
     int8_t* dst = p.q + i * kQKK;
     for (int h = 0; h < 2; ++h) {
       for (int part = 0; part < 4; ++part) {
@@ -108,7 +126,7 @@ const Prepared& prepare_k4(const Q8Vectors& x) {
     }
   }
   for (int64_t k = 0; k < n / 32; ++k) {
-    p.s32[k] = static_cast<int16_t>(x.sums[2 * k] + x.sums[2 * k + 1]);
+    p.s32[k] = static_cast<int16_t>(sums[2 * k] + sums[2 * k + 1]);
   }
   return p;
 }
@@ -116,12 +134,13 @@ const Prepared& prepare_k4(const Q8Vectors& x) {
 // Q6_K: the codes in value order, plus -32 times their sums over 4 values, in the int32
 // lane order of vpdpbusd: starting each dot there takes the weights' offset of 32 off
 // for free (|sum of 4 (w - 32) q| <= 4 * 32 * 127 still fits in int16).
-const Prepared& prepare_q6(const Q8Vectors& x) {
+const Prepared& prepare_q6(const Q8Vectors& x, int v) {
   const int64_t n = x.n;
-  Prepared& p = scratch(n);
-  std::memcpy(p.q, x.q, static_cast<size_t>(n));
+  Prepared& p = scratch(n, v);
+  const int8_t* src = x.q + v * n;
+  std::memcpy(p.q, src, static_cast<size_t>(n));
   for (int64_t j = 0; j < n / 4; ++j) {
-    const int8_t* q = x.q + 4 * j;
+    const int8_t* q = src + 4 * j;
     p.offset4[j] = -32 * (q[0] + q[1] + q[2] + q[3]);
   }
   return p;
@@ -167,12 +186,13 @@ KOTO_KERNEL_INLINE __m512i k4_scale_pick(int h) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(half), other, 1);
 }
 
-// G super-blocks i.. i + G - 1 of one row (G = 4, or 1 for the tail): 128-bit lane j of
-// the scale unpack is super-block i + j, so one unpack serves four super-blocks and the
-// row's weights stream from one place.
-template <bool kFifthBit, typename Block, int G>
-KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared& p, const Q8Vectors& x,
-                                 __m512& acc, __m512& acc_min) {
+// G super-blocks i.. i + G - 1 of one row (G = 4, or 1 for the tail), against NV
+// vectors (their prepared activations p[v], scales xd[v]): 128-bit lane j of the scale
+// unpack is super-block i + j, so one unpack serves four super-blocks, and each
+// super-block's codes are unpacked once for all the vectors.
+template <bool kFifthBit, typename Block, int G, int NV>
+KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared* const* p, const float* const* xd,
+                                 __m512* acc, __m512* acc_min) {
   const __m512i low_mask = _mm512_set1_epi8(15);
   const __m512i head_words = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
   const __m512i dmin_index = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
@@ -187,47 +207,53 @@ KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared& 
   constexpr int64_t kBytes = sizeof(Block);
   const uint8_t* first = row + i * kBytes;
   __m512i head;
-  __m256 dx;
-  __m512i sums32;
   if constexpr (G == 1) {
     head = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
-    dx = _mm256_set1_ps(x.d[i]);
-    sums32 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.s32 + 8 * i)));
   } else {
     head = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
     head = _mm512_inserti32x4(head, _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + kBytes)), 1);
     head = _mm512_inserti32x4(head, _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + 2 * kBytes)), 2);
     head = _mm512_inserti32x4(head, _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + 3 * kBytes)), 3);
-    dx = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
-                               _mm256_castps128_ps256(_mm_loadu_ps(x.d + i)));
-    sums32 = _mm512_loadu_si512(p.s32 + 8 * i);
   }
   const __m512i u = unpack_k_scales(head);
-  // d, dmin of the G super-blocks times the activation's d: [d0, dmin0, d1, dmin1, ...].
-  const __m256 d_dmin = _mm256_mul_ps(
-      _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(head_words, head))), dx);
-  // Mins: m0..m7 as words times the activation's per-32 sums, 4 int32 per super-block.
-  const __m512i imin = _mm512_madd_epi16(_mm512_unpackhi_epi8(u, _mm512_setzero_si512()), sums32);
-  const __m512 dmin = _mm512_permutexvar_ps(dmin_index, _mm512_castps256_ps512(d_dmin));
-  if constexpr (G == 1) {
-    acc_min = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min, 0x000F);
-  } else {
-    acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min);
-  }
+  // d, dmin of the G super-blocks: [d0, dmin0, d1, dmin1, ...], then times each vector's d.
+  const __m256 d_dmin_w = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(head_words, head)));
+  const __m512i min_words = _mm512_unpackhi_epi8(u, _mm512_setzero_si512());
   // Through memory on purpose: the broadcasts below then come from the load ports
   // instead of lane shuffles on port 5, which the dot products need.
-  alignas(32) float dd[8];
+  alignas(32) float dd[NV][8];
   alignas(64) uint8_t unpacked[64];
-  _mm256_store_ps(dd, d_dmin);
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+    __m256 dx;
+    __m512i sums32;
+    if constexpr (G == 1) {
+      dx = _mm256_set1_ps(xd[v][i]);
+      sums32 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[v]->s32 + 8 * i)));
+    } else {
+      dx = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
+                                 _mm256_castps128_ps256(_mm_loadu_ps(xd[v] + i)));
+      sums32 = _mm512_loadu_si512(p[v]->s32 + 8 * i);
+    }
+    const __m256 d_dmin = _mm256_mul_ps(d_dmin_w, dx);
+    // Mins: m0..m7 as words times the activation's per-32 sums, 4 int32 per super-block.
+    const __m512i imin = _mm512_madd_epi16(min_words, sums32);
+    const __m512 dmin = _mm512_permutexvar_ps(dmin_index, _mm512_castps256_ps512(d_dmin));
+    if constexpr (G == 1) {
+      acc_min[v] = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min[v], 0x000F);
+    } else {
+      acc_min[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min[v]);
+    }
+    _mm256_store_ps(dd[v], d_dmin);
+  });
   _mm512_store_si512(unpacked, u);
   asm("" : "+m"(dd), "+m"(unpacked));
   for (int j = 0; j < G; ++j) {
     const Block& block = *reinterpret_cast<const Block*>(first + j * kBytes);
     prefetch_block<kBytes>(first + (j + kPrefetchBlocks) * kBytes);
-    const int8_t* q = p.q + (i + j) * kQKK;
     const __m512i u_sb =
         _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(unpacked + 16 * j)));
-    __m512i isum = _mm512_setzero_si512();
+    __m512i isum[NV];
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) { isum[v] = _mm512_setzero_si512(); });
     // Q5_K: qs byte l of chunk c takes bit 2c (low nibble) or 2c + 1 (high nibble) of
     // qh[l]; chunk 2h in the lower half of the vectors of half h, 2h + 1 in the upper.
     // Table lookups on qh's nibbles (port 5) give those bits as 16.
@@ -251,23 +277,33 @@ KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared& 
         lo = _mm512_and_si512(qs, low_mask);
         hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low_mask);
       }
-      const __m512i dlo = dot_bytes(lo, _mm512_loadu_si512(q + 128 * h));
-      const __m512i dhi = dot_bytes(hi, _mm512_loadu_si512(q + 128 * h + 64));
       const __m512i scales = _mm512_shuffle_epi8(u_sb, k4_scale_pick(h));
-      isum = _mm512_dpwssd_epi32(isum, _mm512_packs_epi32(dlo, dhi), scales);
+      unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+        const int8_t* q = p[v]->q + (i + j) * kQKK;
+        const __m512i dlo = dot_bytes(lo, _mm512_loadu_si512(q + 128 * h));
+        const __m512i dhi = dot_bytes(hi, _mm512_loadu_si512(q + 128 * h + 64));
+        isum[v] = _mm512_dpwssd_epi32(isum[v], _mm512_packs_epi32(dlo, dhi), scales);
+      });
     }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dd[2 * j]), acc);
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[v]), _mm512_set1_ps(dd[v][2 * j]), acc[v]);
+    });
   }
 }
 
-template <bool kFifthBit, typename Block>
-float k4_row(const uint8_t* row, const Prepared& p, const Q8Vectors& x, int64_t n_blocks) {
-  __m512 acc = _mm512_setzero_ps();
-  __m512 acc_min = _mm512_setzero_ps();
+// One row against NV vectors: out[v] = dot(row, vector v).
+template <bool kFifthBit, typename Block, int NV>
+void k4_row(const uint8_t* row, const Prepared* const* p, const float* const* xd, int64_t n_blocks, float* out) {
+  __m512 acc[NV];
+  __m512 acc_min[NV];
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+    acc[v] = _mm512_setzero_ps();
+    acc_min[v] = _mm512_setzero_ps();
+  });
   int64_t i = 0;
-  for (; i + 4 <= n_blocks; i += 4) k4_group<kFifthBit, Block, 4>(row, i, p, x, acc, acc_min);
-  for (; i < n_blocks; ++i) k4_group<kFifthBit, Block, 1>(row, i, p, x, acc, acc_min);
-  return hsum(acc) - hsum(acc_min);
+  for (; i + 4 <= n_blocks; i += 4) k4_group<kFifthBit, Block, 4, NV>(row, i, p, xd, acc, acc_min);
+  for (; i < n_blocks; ++i) k4_group<kFifthBit, Block, 1, NV>(row, i, p, xd, acc, acc_min);
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) { out[v] = hsum(acc[v]) - hsum(acc_min[v]); });
 }
 
 // ---- Q6_K ----
@@ -287,31 +323,35 @@ KOTO_KERNEL_INLINE __m512i q6_scale_pick(int n) {
   return _mm512_load_si512(pick);
 }
 
-// y for one row.
-float q6_row(const uint8_t* row, const Prepared& p, const Q8Vectors& x, int64_t n_blocks) {
+// One row against NV vectors: out[v] = dot(row, vector v). Each super-block's codes
+// are unpacked once for all the vectors.
+template <int NV>
+void q6_row(const uint8_t* row, const Prepared* const* p, const float* const* xd, int64_t n_blocks, float* out) {
   const __m512i low_mask = _mm512_set1_epi8(15);
   const __m512i high_mask = _mm512_set1_epi8(0x30);
   const __m512i qh_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
   const __m512i pick0 = q6_scale_pick(0);
   const __m512i pick1 = q6_scale_pick(1);
   constexpr int kOrAnd = 0xF8;  // a | (b & c)
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[NV];
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) { acc[v] = _mm512_setzero_ps(); });
   for (int64_t i = 0; i < n_blocks; ++i) {
     const uint8_t* b = row + i * static_cast<int64_t>(sizeof(BlockQ6_K));
     prefetch_block<sizeof(BlockQ6_K)>(b + kPrefetchBlocks * sizeof(BlockQ6_K));
     const BlockQ6_K& block = *reinterpret_cast<const BlockQ6_K*>(b);
-    const int8_t* q = p.q + i * kQKK;
-    const int32_t* q_offset = p.offset4 + i * (kQKK / 4);
     // The 4 bytes ending with d (scales 14-15, d): a load without port 5, d in lane 1.
-    const __m128 d = _mm_mul_ss(
-        _mm_movehdup_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b + offsetof(BlockQ6_K, d) - 2))))),
-        _mm_set_ss(x.d[i]));
-    // Through memory on purpose: the broadcast then comes from a load port, not port 5.
-    float dd = _mm_cvtss_f32(d);
+    const __m128 d_w =
+        _mm_movehdup_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b + offsetof(BlockQ6_K, d) - 2)))));
+    // Through memory on purpose: the broadcasts then come from a load port, not port 5.
+    alignas(16) float dd[NV];
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      dd[v] = _mm_cvtss_f32(_mm_mul_ss(d_w, _mm_set_ss(xd[v][i])));
+    });
     asm("" : "+m"(dd));
     const __m512i sc =
         _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.scales)));
-    __m512i isum = _mm512_setzero_si512();
+    __m512i isum[NV];
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) { isum[v] = _mm512_setzero_si512(); });
 #pragma GCC unroll 2
     for (int n = 0; n < 2; ++n) {
       const __m512i ql = _mm512_loadu_si512(block.ql + 64 * n);
@@ -324,40 +364,70 @@ float q6_row(const uint8_t* row, const Prepared& p, const Q8Vectors& x, int64_t 
                                                    _mm512_slli_epi16(qh, 4), high_mask, kOrAnd);
       const __m512i hi = _mm512_ternarylogic_epi32(
           _mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask), qh, high_mask, kOrAnd);
-      const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(q_offset + 32 * n), lo,
-                                              _mm512_loadu_si512(q + 128 * n));
-      const __m512i dhi = _mm512_dpbusd_epi32(_mm512_loadu_si512(q_offset + 32 * n + 16), hi,
-                                              _mm512_loadu_si512(q + 128 * n + 64));
       const __m512i scales = _mm512_srai_epi16(_mm512_shuffle_epi8(sc, n == 0 ? pick0 : pick1), 8);
-      isum = _mm512_dpwssd_epi32(isum, _mm512_packs_epi32(dlo, dhi), scales);
+      unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+        const int8_t* q = p[v]->q + i * kQKK;
+        const int32_t* q_offset = p[v]->offset4 + i * (kQKK / 4);
+        const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(q_offset + 32 * n), lo,
+                                                _mm512_loadu_si512(q + 128 * n));
+        const __m512i dhi = _mm512_dpbusd_epi32(_mm512_loadu_si512(q_offset + 32 * n + 16), hi,
+                                                _mm512_loadu_si512(q + 128 * n + 64));
+        isum[v] = _mm512_dpwssd_epi32(isum[v], _mm512_packs_epi32(dlo, dhi), scales);
+      });
     }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dd), acc);
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[v]), _mm512_set1_ps(dd[v]), acc[v]);
+    });
   }
-  return hsum(acc);
+  unrolled<NV>([&](auto v) __attribute__((always_inline)) { out[v] = hsum(acc[v]); });
 }
 
 // ---- registration ----
 
 MatmulQ8Fn g_fallback[kTypeSlots];
 
+// One row against the NV vectors from `first`: y[v * y_stride] for v in [first, first + NV).
+template <TensorType kType, int NV>
+void row_chunk(const uint8_t* row, const Prepared* const* p, const float* const* xd, int64_t n_blocks, float* y,
+               int64_t y_stride) {
+  float out[NV];
+  if constexpr (kType == TensorType::kQ4_K) {
+    k4_row<false, BlockQ4_K, NV>(row, p, xd, n_blocks, out);
+  } else if constexpr (kType == TensorType::kQ5_K) {
+    k4_row<true, BlockQ5_K, NV>(row, p, xd, n_blocks, out);
+  } else {
+    q6_row<NV>(row, p, xd, n_blocks, out);
+  }
+  for (int v = 0; v < NV; ++v) y[v * y_stride] = out[v];
+}
+
 template <TensorType kType>
 void matmul_q8_decode(const void* w, int64_t row_bytes, const Q8Vectors& x, int64_t n_vectors,
                       float* y, int64_t y_stride, int64_t n_rows) {
-  if (n_vectors != 1) {
+  if (n_vectors < 1 || n_vectors > kMaxFused) {
     g_fallback[static_cast<uint32_t>(kType)](w, row_bytes, x, n_vectors, y, y_stride, n_rows);
     return;
   }
   const auto* rows = static_cast<const uint8_t*>(w);
   const int64_t n_blocks = x.n / kQKK;
-  const Prepared& p = kType == TensorType::kQ6_K ? prepare_q6(x) : prepare_k4(x);
+  const Prepared* p[kMaxFused];
+  const float* xd[kMaxFused];
+  for (int v = 0; v < n_vectors; ++v) {
+    p[v] = kType == TensorType::kQ6_K ? &prepare_q6(x, v) : &prepare_k4(x, v);
+    xd[v] = x.d + v * n_blocks;
+  }
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* row = rows + r * row_bytes;
-    if constexpr (kType == TensorType::kQ4_K) {
-      y[r] = k4_row<false, BlockQ4_K>(row, p, x, n_blocks);
-    } else if constexpr (kType == TensorType::kQ5_K) {
-      y[r] = k4_row<true, BlockQ5_K>(row, p, x, n_blocks);
-    } else {
-      y[r] = q6_row(row, p, x, n_blocks);
+    // Up to kMaxChunk vectors per pass; further passes find the row's blocks in L1.
+    for (int v = 0; v < n_vectors; v += kMaxChunk) {
+      float* out = y + v * y_stride + r;
+      const int64_t left = n_vectors - v;  // no std::min: see the ODR rule in kernel_table.h
+      switch (left < kMaxChunk ? left : kMaxChunk) {
+        case 1: row_chunk<kType, 1>(row, p + v, xd + v, n_blocks, out, y_stride); break;
+        case 2: row_chunk<kType, 2>(row, p + v, xd + v, n_blocks, out, y_stride); break;
+        case 3: row_chunk<kType, 3>(row, p + v, xd + v, n_blocks, out, y_stride); break;
+        default: row_chunk<kType, 4>(row, p + v, xd + v, n_blocks, out, y_stride); break;
+      }
     }
   }
 }
