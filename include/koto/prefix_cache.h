@@ -84,26 +84,30 @@ class PrefixCache {
   // 4 KB, which dominates copying on virtual machines).
   struct Bytes;
 
-  // The longest cached prefix of `tokens`, at most max_tokens long. Blocks found only
-  // on disk are loaded (and checked) here. The match keeps its blocks alive until it is
-  // destroyed, whatever the cache evicts meanwhile.
+  // Where a matched block's bytes are: in memory, or in a file (read by restore).
+  struct Source;
+
+  // The longest cached prefix of `tokens`, at most max_tokens long. The match keeps its
+  // in-memory blocks alive until it is destroyed, whatever the cache evicts meanwhile.
   class Match {
    public:
     int32_t tokens() const { return tokens_; }
 
    private:
     friend class PrefixCache;
-    // KV bytes of the matched blocks in order: block i holds positions from
-    // i * block_tokens; the last one may be used only in part.
-    std::vector<std::shared_ptr<const Bytes>> blocks_;
+    // The matched blocks in order: block i holds positions from i * block_tokens; the
+    // last one may be used only in part.
+    std::vector<std::shared_ptr<const Source>> blocks_;
     int32_t tokens_ = 0;
   };
   Match find(std::string_view partition, std::span<const TokenId> tokens, int32_t max_tokens);
 
   // Appends the matched positions [from, match.tokens()) to `session`, whose first
-  // `from` positions must hold the same tokens (session.n_past() == from). Throws
-  // kInvalidArgument when from is out of range or the session's KV layout differs.
-  void restore(const Match& match, int32_t from, Session& session);
+  // `from` positions must hold the same tokens (session.n_past() == from). Returns the
+  // position reached: match.tokens(), or less when a block's file turned out damaged or
+  // missing (it is then ignored with a warning, deleted, and the rest not restored).
+  // Throws kInvalidArgument when from is out of range or the session's KV layout differs.
+  int32_t restore(const Match& match, int32_t from, Session& session);
 
   // Stores the KV state `session` holds for tokens[0 .. tokens.size()) (the session's
   // first tokens.size() positions), block by block; blocks already cached are only

@@ -189,6 +189,11 @@ struct PrefixCache::Bytes {
   size_t size;
 };
 
+struct PrefixCache::Source {
+  std::shared_ptr<const Bytes> kv;  // in memory, or null: read the file of `key`
+  Key key;
+};
+
 struct PrefixCache::State {
   struct Node {
     Key key;
@@ -422,11 +427,10 @@ struct PrefixCache::State {
     evict_disk();
   }
 
-  // Makes a disk-only block resident; false (and the block forgotten) when its file is
-  // missing or damaged.
-  bool ensure_loaded(Node& n) {
-    if (n.kv) return true;
-    if (!n.on_disk) return false;
+  // Reads a block's KV bytes from its file into `into` (sized to them) and checks
+  // them; false, and the block forgotten with a warning, when the file is missing or
+  // damaged.
+  bool read_block(Node& n, std::vector<uint8_t>& into) {
     const std::string path = file_path(n.key);
     FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
@@ -435,18 +439,17 @@ struct PrefixCache::State {
     if (!ok) why = std::strerror(errno);
     FileHeader header;
     std::vector<TokenId> tokens;
-    std::shared_ptr<Bytes> kv;
     if (ok) ok = read_block_head(fd.get(), static_cast<uint64_t>(st.st_size), n.key, header, tokens, why);
     if (ok && tokens != n.tokens) {
       ok = false;
       why = pick("its tokens changed since start-up", "起動後にトークンが変わった");
     }
     if (ok) {
-      kv = std::make_shared<Bytes>(tokens.size() * bytes_per_position);
-      ok = read_exact(fd.get(), kv->data, kv->size);
+      into.resize(tokens.size() * bytes_per_position);  // a reused buffer: its pages are already there
+      ok = read_exact(fd.get(), into.data(), into.size());
       if (!ok) why = pick("truncated", "途中で切れている");
     }
-    if (ok && checksum_of(tokens, kv->span()) != header.checksum) {
+    if (ok && checksum_of(tokens, into) != header.checksum) {
       ok = false;
       why = pick("checksum mismatch (damaged)", "チェックサムが一致しない (破損)");
     }
@@ -455,12 +458,9 @@ struct PrefixCache::State {
       disk_lru.erase(n.disk_position);
       disk_used -= n.file_bytes;
       reject_file(path, why);
-      forget(n.key);
+      if (!n.kv) forget(n.key);
       return false;
     }
-    n.kv = std::move(kv);
-    n.memory_position = memory_lru.insert(memory_lru.begin(), n.key);
-    memory_used += n.kv->size;
     ++disk_loads;
     return true;
   }
@@ -576,6 +576,8 @@ struct PrefixCache::State {
   bool stop_writer = false;
   std::thread writer;
 
+  std::vector<uint8_t> read_buffer;  // blocks read from disk pass through here
+
   std::atomic<uint64_t> stat_memory_bytes{0}, stat_memory_blocks{0}, stat_disk_bytes{0}, stat_disk_blocks{0};
   std::atomic<uint64_t> lookups{0}, hit_tokens{0}, disk_loads{0}, disk_writes{0}, rejected_files{0};
 };
@@ -633,11 +635,8 @@ PrefixCache::Match PrefixCache::find(std::string_view partition, std::span<const
     const std::span<const TokenId> slice = tokens.subspan(position, block);
     const Key key = chain_key(current, slice);
     State::Node* n = s.node(key);
-    if (n == nullptr || !std::equal(n->tokens.begin(), n->tokens.end(), slice.begin(), slice.end()) ||
-        !s.ensure_loaded(*n)) {
-      break;
-    }
-    match.blocks_.push_back(n->kv);
+    if (n == nullptr || !std::equal(n->tokens.begin(), n->tokens.end(), slice.begin(), slice.end())) break;
+    match.blocks_.push_back(std::make_shared<const Source>(Source{n->kv, key}));
     chain.push_back(key);
     current = key;
     position += block;
@@ -652,13 +651,11 @@ PrefixCache::Match PrefixCache::find(std::string_view partition, std::span<const
       if (n > 0) candidates.emplace_back(n, key);
     }
     std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [n, key] : candidates) {
-      State::Node* node = s.node(key);
-      if (node == nullptr || !s.ensure_loaded(*node)) continue;  // damaged: try the next
-      match.blocks_.push_back(node->kv);
+    if (!candidates.empty()) {
+      const auto& [n, key] = candidates.front();
+      match.blocks_.push_back(std::make_shared<const Source>(Source{s.node(key)->kv, key}));
       chain.push_back(key);
       position += n;
-      break;
     }
   }
   match.tokens_ = static_cast<int32_t>(position);
@@ -668,7 +665,7 @@ PrefixCache::Match PrefixCache::find(std::string_view partition, std::span<const
   return match;
 }
 
-void PrefixCache::restore(const Match& match, int32_t from, Session& session) {
+int32_t PrefixCache::restore(const Match& match, int32_t from, Session& session) {
   State& s = *state_;
   if (from < 0 || from > match.tokens_ || session.n_past() != from ||
       session.kv_bytes_per_position() != s.bytes_per_position) {
@@ -678,15 +675,26 @@ void PrefixCache::restore(const Match& match, int32_t from, Session& session) {
                    session.n_past()));
   }
   const int32_t block = s.block_tokens();
-  for (int32_t position = from; position < match.tokens_;) {
+  int32_t position = from;
+  while (position < match.tokens_) {
     const int32_t index = position / block;
     const int32_t end = std::min((index + 1) * block, match.tokens_);
-    const Bytes& kv = *match.blocks_[static_cast<size_t>(index)];
+    const Source& source = *match.blocks_[static_cast<size_t>(index)];
+    const uint8_t* bytes = nullptr;
+    if (source.kv) {
+      bytes = source.kv->data;
+    } else {
+      State::Node* node = s.node(source.key);
+      if (node == nullptr || !node->on_disk || !s.read_block(*node, s.read_buffer)) break;
+      bytes = s.read_buffer.data();
+    }
     const size_t offset = static_cast<size_t>(position - index * block) * s.bytes_per_position;
-    session.append_kv(std::span<const uint8_t>(kv.data + offset, static_cast<size_t>(end - position) * s.bytes_per_position));
+    session.append_kv(std::span<const uint8_t>(bytes + offset, static_cast<size_t>(end - position) * s.bytes_per_position));
     position = end;
   }
-  s.hit_tokens += static_cast<uint64_t>(match.tokens_ - from);
+  s.hit_tokens += static_cast<uint64_t>(position - from);
+  s.publish_stats();
+  return position;
 }
 
 void PrefixCache::store(std::string_view partition, std::span<const TokenId> tokens, const Session& session) {

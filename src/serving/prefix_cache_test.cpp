@@ -148,16 +148,34 @@ TEST_F(PrefixCacheTest, DiskBlocksAreFoundByTheNextInstance) {
   EXPECT_EQ(again.stats().memory_blocks, 0u);  // only headers were read
   const PrefixCache::Match match = again.find("", tokens, 100);
   EXPECT_EQ(match.tokens(), 31);
-  EXPECT_EQ(again.stats().disk_loads, 4u);
   auto target = model_->new_session();
-  again.restore(match, 0, *target);
+  EXPECT_EQ(again.restore(match, 0, *target), 31);
+  EXPECT_EQ(again.stats().disk_loads, 4u);  // read straight into the session
+  EXPECT_EQ(again.stats().memory_blocks, 0u);
   EXPECT_EQ(kv_of(*target, 31), kv_of(*source, 31));
+
+  // A file damaged between the look-up and the restore: the restore stops before it.
+  const PrefixCache::Match second = again.find("", tokens, 100);
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(again.model_folder())) files.push_back(entry.path());
+  ASSERT_EQ(files.size(), 4u);
+  for (const auto& file : files) {  // the third block's file: its header holds 8 tokens from position 16
+    if (read_file_bytes(file.string()).find(std::string(reinterpret_cast<const char*>(&tokens[16]), 4 * sizeof(TokenId))) !=
+        std::string::npos) {
+      std::filesystem::resize_file(file, std::filesystem::file_size(file) - 10);
+    }
+  }
+  auto partial = model_->new_session();
+  EXPECT_EQ(again.restore(second, 0, *partial), 16);
+  EXPECT_EQ(partial->n_past(), 16);
+  EXPECT_EQ(kv_of(*partial, 16), kv_of(*source, 16));
+  EXPECT_EQ(again.stats().rejected_files, 1u);
 
   // Another model's files live in another folder: nothing is found, nothing deleted.
   PrefixCache other("another model", bytes_, options);
   EXPECT_EQ(other.find("", tokens, 100).tokens(), 0);
   EXPECT_NE(other.model_folder(), again.model_folder());
-  EXPECT_EQ(again.stats().disk_blocks, 4u);
+  EXPECT_EQ(again.stats().disk_blocks, 3u);  // the damaged one is gone, the rest untouched
 }
 
 TEST_F(PrefixCacheTest, DamagedOrForeignFilesAreIgnoredWithAWarning) {

@@ -345,8 +345,7 @@ void Scheduler::admit(Pending& pending) {
       const PrefixCache::Match match =
           c.cache->find(slot.request.cache_partition, slot.request.prompt, static_cast<int32_t>(limit));
       if (static_cast<size_t>(match.tokens()) > reused) {
-        c.cache->restore(match, static_cast<int32_t>(reused), *slot.session);
-        reused = static_cast<size_t>(match.tokens());
+        reused = static_cast<size_t>(c.cache->restore(match, static_cast<int32_t>(reused), *slot.session));
       }
     }
     slot.partition = slot.request.cache_partition;
