@@ -19,6 +19,10 @@ for p in "${packages[@]}"; do
   case "$p" in '#'*) continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the server's end-to-end tests (the official openai client); a
+# machine may already have them from elsewhere (NodeSource), so only the commands count.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
