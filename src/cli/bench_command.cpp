@@ -39,6 +39,23 @@ void write_text_file(const std::string& path, const std::string& text) {
   }
 }
 
+// The result as asked (stdout or -o FILE), and its JSON in --results-dir when given.
+void publish(const BenchCommandOptions& options, const std::string& text, const std::string& json,
+             const std::string& file_name) {
+  if (options.output.empty()) {
+    fmt::print("{}", text);
+  } else {
+    write_text_file(options.output, text);
+  }
+  if (!options.results_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.results_dir, ec);
+    const std::string path = (std::filesystem::path(options.results_dir) / file_name).string();
+    write_text_file(path, json);
+    std::fprintf(stderr, "%s\n", tr("koto bench: results saved to {0}", "koto bench: 結果を {0} に保存しました", path).c_str());
+  }
+}
+
 // `koto bench --serve`: the serving benchmark (server/serve_bench.h).
 int run_serve_bench_command(BenchCommandOptions& options, const CLI::App& command) {
   server::ServeBenchOptions& o = options.serve_bench;
@@ -55,18 +72,7 @@ int run_serve_bench_command(BenchCommandOptions& options, const CLI::App& comman
   const std::string text = options.json       ? server::serve_bench_json(result)
                            : options.markdown ? server::serve_bench_markdown(result)
                                               : server::serve_bench_table(result);
-  if (options.output.empty()) {
-    fmt::print("{}", text);
-  } else {
-    write_text_file(options.output, text);
-  }
-  if (!options.results_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.results_dir, ec);
-    const std::string path = (std::filesystem::path(options.results_dir) / server::serve_bench_file_name(result)).string();
-    write_text_file(path, server::serve_bench_json(result));
-    std::fprintf(stderr, "%s\n", tr("koto bench: results saved to {0}", "koto bench: 結果を {0} に保存しました", path).c_str());
-  }
+  publish(options, text, server::serve_bench_json(result), server::serve_bench_file_name(result));
   return kExitOk;
 }
 
@@ -82,18 +88,7 @@ int run_bench_command(BenchCommandOptions& options) {
                            : options.csv      ? bench_csv(result)
                            : options.markdown ? bench_markdown(result)
                                               : bench_table(result);
-  if (options.output.empty()) {
-    fmt::print("{}", text);
-  } else {
-    write_text_file(options.output, text);
-  }
-  if (!options.results_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.results_dir, ec);
-    const std::string path = (std::filesystem::path(options.results_dir) / bench_result_file_name(result)).string();
-    write_text_file(path, bench_json(result));
-    std::fprintf(stderr, "%s\n", tr("koto bench: results saved to {0}", "koto bench: 結果を {0} に保存しました", path).c_str());
-  }
+  publish(options, text, bench_json(result), bench_result_file_name(result));
   return kExitOk;
 }
 

@@ -23,6 +23,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
 #include "cli/usage_error.h"
@@ -157,14 +158,7 @@ int run(const RunOptions& o, const CLI::App& command) {
   const UsageMeter meter;
   const InterruptGuard interrupt_guard;
   // Bad options are reported before the (possibly long) model load.
-  std::optional<ChatFamily> forced_family;
-  if (!o.chat_template.empty()) {
-    forced_family = parse_chat_family(o.chat_template);
-    if (!forced_family) {
-      throw UsageError(tr("--template {0}: unknown (known: {1})", "--template {0}: 不明な形式です (使えるもの: {1})",
-                          o.chat_template, chat_family_names()));
-    }
-  }
+  const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   SamplingOptions sampling = o.sampling;
   sampling.seed = o.seed < 0 ? kRandomSeed : static_cast<uint64_t>(o.seed);
   try {

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/chat_format_option.h"
 #include "cli/commands.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
@@ -147,14 +148,7 @@ void require_server_memory(const Model& model, const ServerOptions& o, int32_t n
 
 int serve(const ServerOptions& o) {
 
-  std::optional<ChatFamily> forced_family;
-  if (!o.chat_template.empty()) {
-    forced_family = parse_chat_family(o.chat_template);
-    if (!forced_family) {
-      throw UsageError(tr("--template {0}: unknown (known: {1})", "--template {0}: 不明な形式です (使えるもの: {1})",
-                          o.chat_template, chat_family_names()));
-    }
-  }
+  const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   server::ApiKeys keys;
   try {
     keys = server::ApiKeys::load(o.api_key_file, std::getenv("KOTO_API_KEY"));

@@ -225,6 +225,23 @@ std::string message_content(const json& message, const std::string& param) {
   return text;
 }
 
+// An array of token ids (range-checked against the vocabulary later, by the handler).
+std::vector<TokenId> token_ids(const json& array, const char* param) {
+  std::vector<TokenId> ids;
+  ids.reserve(array.size());
+  for (size_t i = 0; i < array.size(); ++i) {
+    const json& id = array[i];
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
+      throw bad_request(fmt::format("{}[{}]", param, i), pick("a token id must be a non-negative integer",
+                                                              "トークン ID は 0 以上の整数でなければなりません")
+                                                             .data(),
+                        "invalid_value");
+    }
+    ids.push_back(static_cast<TokenId>(id.get<int64_t>()));
+  }
+  return ids;
+}
+
 }  // namespace
 
 ApiError bad_request(std::string param, const std::string& message, std::string code) {
@@ -343,16 +360,7 @@ TextCompletionRequest parse_completion_request(const json& body, const ApiLimits
   const json* text = prompt;
   if (prompt->is_array()) {
     if (!prompt->empty() && (*prompt)[0].is_number()) {  // token ids
-      for (size_t i = 0; i < prompt->size(); ++i) {
-        const json& id = (*prompt)[i];
-        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-          throw bad_request(fmt::format("prompt[{}]", i), pick("a token id must be a non-negative integer",
-                                                               "トークン ID は 0 以上の整数でなければなりません")
-                                                              .data(),
-                            "invalid_value");
-        }
-        request.prompt_tokens.push_back(static_cast<TokenId>(id.get<int64_t>()));
-      }
+      request.prompt_tokens = token_ids(*prompt, "prompt");
       return request;
     }
     if (prompt->size() != 1) {
@@ -395,18 +403,7 @@ std::vector<TokenId> parse_detokenize_request(const json& body) {
                       "missing_required_parameter");
   }
   if (!tokens->is_array()) throw wrong_type("tokens", *tokens, "an array", "配列");
-  std::vector<TokenId> ids;
-  for (size_t i = 0; i < tokens->size(); ++i) {
-    const json& id = (*tokens)[i];
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-      throw bad_request(fmt::format("tokens[{}]", i), pick("a token id must be a non-negative integer",
-                                                           "トークン ID は 0 以上の整数でなければなりません")
-                                                          .data(),
-                        "invalid_value");
-    }
-    ids.push_back(static_cast<TokenId>(id.get<int64_t>()));
-  }
-  return ids;
+  return token_ids(*tokens, "tokens");
 }
 
 std::string_view finish_reason(StopReason reason) {

@@ -116,6 +116,8 @@ struct HttpServer::Impl {
   };
   std::shared_ptr<RequestHandle> submit(CompletionRequest request, const std::string& partition,
                                         const std::string& prompt_for_log);
+  void generate(CompletionRequest request, const GenerationParams& params, LeadingSpace leading_space,
+                bool chat_response, const Call& call, const std::string& prompt_for_log, httplib::Response& res);
   void respond(Generation generation, httplib::Response& res);
   bool stream_events(Generation& g, httplib::DataSink& sink);
   bool collect_events(Generation& g, httplib::DataSink& sink);
@@ -402,6 +404,27 @@ std::shared_ptr<RequestHandle> HttpServer::Impl::submit(CompletionRequest reques
   return scheduler->submit(std::move(request));
 }
 
+// The part chat and completions share: the request's options onto the prompt, submit,
+// and the response (stream or JSON).
+void HttpServer::Impl::generate(CompletionRequest request, const GenerationParams& params, LeadingSpace leading_space,
+                                bool chat_response, const Call& call, const std::string& prompt_for_log,
+                                httplib::Response& res) {
+  request.max_tokens = params.max_tokens;
+  request.sampling = params.sampling;
+  request.stop_strings = params.stop;
+  request.ignore_eos = params.ignore_eos;
+  request.leading_space = leading_space;
+  Generation g;
+  g.who = {new_id(chat_response ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
+  t_log.id = g.who.id;
+  g.handle = submit(std::move(request), call.partition, prompt_for_log);
+  g.chat = chat_response;
+  g.stream = params.stream;
+  g.include_usage = params.include_usage;
+  g.language = language();
+  respond(std::move(g), res);
+}
+
 void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res) {
   ChatCompletionRequest parsed = parse_chat_completion_request(parse_body(call.body), limits);
   check_model_name(parsed.params.model, model_id);
@@ -416,21 +439,9 @@ void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res
   }
   CompletionRequest request;
   request.prompt = tokenize_prompt(model->tokenizer(), segments);
-  request.max_tokens = parsed.params.max_tokens;
-  request.sampling = parsed.params.sampling;
-  request.stop_strings = parsed.params.stop;
-  request.ignore_eos = parsed.params.ignore_eos;
-  for (std::string& stop : chat->stop_strings()) request.stop_strings.push_back(std::move(stop));
-  request.leading_space = LeadingSpace::kStrip;
-  Generation g;
-  g.who = {new_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
-  t_log.id = g.who.id;
-  g.handle = submit(std::move(request), call.partition, options.log_prompts ? render_text(segments) : "");
-  g.chat = true;
-  g.stream = parsed.params.stream;
-  g.include_usage = parsed.params.include_usage;
-  g.language = language();
-  respond(std::move(g), res);
+  for (std::string& stop : chat->stop_strings()) parsed.params.stop.push_back(std::move(stop));
+  generate(std::move(request), parsed.params, LeadingSpace::kStrip, /*chat=*/true, call,
+           options.log_prompts ? render_text(segments) : "", res);
 }
 
 void HttpServer::Impl::completions(const Call& call, httplib::Response& res) {
@@ -452,20 +463,9 @@ void HttpServer::Impl::completions(const Call& call, httplib::Response& res) {
     // The client writes the whole prompt, markup included: special-token text counts.
     request.prompt = tokenizer.encode(parsed.prompt, tokenizer.add_bos_by_default(), /*parse_special=*/true);
   }
-  request.max_tokens = parsed.params.max_tokens;
-  request.sampling = parsed.params.sampling;
-  request.stop_strings = parsed.params.stop;
-  request.ignore_eos = parsed.params.ignore_eos;
-  request.leading_space = LeadingSpace::kKeep;  // the answer continues the prompt's text
-  Generation g;
-  g.who = {new_id("cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
-  t_log.id = g.who.id;
-  g.handle = submit(std::move(request), call.partition, options.log_prompts ? parsed.prompt : "");
-  g.chat = false;
-  g.stream = parsed.params.stream;
-  g.include_usage = parsed.params.include_usage;
-  g.language = language();
-  respond(std::move(g), res);
+  // The answer continues the prompt's text: its leading space stays.
+  generate(std::move(request), parsed.params, LeadingSpace::kKeep, /*chat=*/false, call,
+           options.log_prompts ? parsed.prompt : "", res);
 }
 
 void HttpServer::Impl::tokenize(const Call& call, httplib::Response& res) {

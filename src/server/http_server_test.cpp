@@ -351,7 +351,14 @@ TEST(HttpServer, ModelsTokenizeDetokenizeAndMetrics) {
   expect_error(post(c, "/detokenize", {{"tokens", {1, 99999}}}), 400, "invalid_value");
 
   post(c, "/v1/chat/completions", chat_body("こんにちは", 3));
-  const auto metrics = c.Get("/metrics");
+  // A request is counted once its response is sent, which may be just after the client
+  // has read it.
+  std::optional<httplib::Response> metrics;
+  EXPECT_TRUE(eventually([&] {
+    auto r = c.Get("/metrics");
+    if (r) metrics = *r;
+    return metrics && metrics->body.find("route=\"/v1/chat/completions\",status=\"200\"") != std::string::npos;
+  }));
   ASSERT_TRUE(metrics);
   EXPECT_TRUE(metrics->get_header_value("Content-Type").starts_with("text/plain; version=0.0.4"));
   EXPECT_NE(metrics->body.find("koto_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos)

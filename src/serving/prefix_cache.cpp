@@ -22,6 +22,7 @@
 #include <unordered_set>
 
 #include "koto/error.h"
+#include "serving/token_prefix.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
 
@@ -160,12 +161,6 @@ class FileDescriptor {
   int fd_;
 };
 
-size_t common_prefix(std::span<const TokenId> a, std::span<const TokenId> b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
-}
 
 }  // namespace
 
@@ -647,7 +642,7 @@ PrefixCache::Match PrefixCache::find(std::string_view partition, std::span<const
     const std::span<const TokenId> rest = tokens.subspan(position, limit - position);
     std::vector<std::pair<size_t, Key>> candidates;
     for (const Key& key : followers->second) {
-      const size_t n = common_prefix(s.node(key)->tokens, rest);
+      const size_t n = serving::common_prefix_length(s.node(key)->tokens, rest);
       if (n > 0) candidates.emplace_back(n, key);
     }
     std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first > b.first; });

@@ -19,6 +19,7 @@
 
 #include "base/utf8.h"
 #include "koto/gguf_identity.h"
+#include "serving/token_prefix.h"
 
 namespace koto {
 namespace {
@@ -27,12 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-size_t common_prefix(std::span<const TokenId> a, std::span<const TokenId> b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
-}
 
 }  // namespace
 
@@ -317,7 +312,7 @@ void Scheduler::admit(Pending& pending) {
   for (Slot& slot : c.slots) {
     if (slot.busy()) continue;
     const size_t reuse =
-        slot.partition == pending.request.cache_partition ? std::min(common_prefix(slot.tokens, prompt), limit) : 0;
+        slot.partition == pending.request.cache_partition ? std::min(serving::common_prefix_length(slot.tokens, prompt), limit) : 0;
     if (best == nullptr || reuse > best_reuse || (reuse == best_reuse && slot.last_used < best->last_used)) {
       best = &slot;
       best_reuse = reuse;
