@@ -167,12 +167,15 @@ ServeBenchResult run_serve_bench(const ServeBenchOptions& options) {
   scheduler_options.n_slots = max_streams;
   scheduler_options.n_ctx = (needed + 255) / 256 * 256;
   scheduler_options.batch_tokens = std::max(64, max_streams);
+  // The streams run as `koto serve` does by default (memory cache only); the prefix
+  // test adds the disk cache, for the restart.
   std::string cache_dir = options.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = (std::filesystem::temp_directory_path() / fmt::format("koto-serve-bench-{}", ::getpid())).string();
   }
   std::filesystem::remove_all(cache_dir);
-  scheduler_options.cache.disk_dir = cache_dir;
+  SchedulerOptions with_disk = scheduler_options;
+  with_disk.cache.disk_dir = cache_dir;
 
   const std::vector<TokenId> prefix = random_tokens(rng, options.prefix_tokens, vocab);
   auto with_question = [&] {
@@ -231,7 +234,10 @@ ServeBenchResult run_serve_bench(const ServeBenchOptions& options) {
       result.http_share_of_plain = result.rows.front().stream_tokens_per_second / result.plain_tg_tokens_per_second;
     }
 
-    // 3. A long prefix: uncached, then cached in memory.
+  }
+  {
+    // 3. A long prefix: uncached, then cached in memory (and written to disk).
+    LocalServer server(*model, with_disk);
     if (options.prefix_tokens > 0) {
       note(tr("{0}-token prefix, nothing cached", "{0} トークンの前置き、キャッシュなし", options.prefix_tokens));
       const Exchange cold = stream_completion(server.port, with_question(), 4);
@@ -247,7 +253,7 @@ ServeBenchResult run_serve_bench(const ServeBenchOptions& options) {
   // 4. After a restart: a new scheduler and server on the same folder, memory cache empty.
   if (options.prefix_tokens > 0) {
     note(tr("{0}-token prefix after a restart (disk cache)", "再起動後の {0} トークンの前置き (ディスクキャッシュ)", options.prefix_tokens));
-    LocalServer restarted(*model, scheduler_options);
+    LocalServer restarted(*model, with_disk);
     const Exchange after = stream_completion(restarted.port, with_question(), 4);
     check(after);
     result.prefix_restart_ttft = after.ttft;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -461,6 +462,9 @@ struct PrefixCache::State {
   }
 
   void writer_loop() {
+    // Writing is background work: on a machine with few cores it must not take time
+    // from the threads that generate (a 7B model writes half a MB per position).
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     std::unique_lock<std::mutex> lock(writer_mutex);
     while (true) {
       writer_cv.wait(lock, [&] { return stop_writer || !jobs.empty(); });
