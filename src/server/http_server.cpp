@@ -130,6 +130,7 @@ struct HttpServer::Impl {
   const Language default_language = language();
   httplib::Server http;
   std::thread listener;
+  std::atomic<bool> listener_done{false};
   int port = 0;
   Metrics metrics;
 
@@ -667,7 +668,10 @@ int HttpServer::bind() {
 
 void HttpServer::start() {
   Impl& s = *impl_;
-  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+  s.listener = std::thread([&s] {
+    s.http.listen_after_bind();
+    s.listener_done.store(true, std::memory_order_release);
+  });
 }
 
 void HttpServer::set_model(const Model& model, Scheduler& scheduler, ChatTemplate chat, std::string model_id) {
@@ -691,7 +695,13 @@ void HttpServer::begin_shutdown() {
 void HttpServer::stop() {
   Impl& s = *impl_;
   if (s.listener.joinable()) {
-    s.http.stop();
+    // httplib's stop() does nothing until the listening thread has marked itself running,
+    // so a stop right after start() would leave that thread in accept() for ever: repeat
+    // it until the thread is out.
+    while (!s.listener_done.load(std::memory_order_acquire)) {
+      s.http.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     s.listener.join();
   }
 }

@@ -235,10 +235,10 @@ ServeBenchResult run_serve_bench(const ServeBenchOptions& options) {
     }
 
   }
-  {
+  if (options.prefix_tokens > 0) {
     // 3. A long prefix: uncached, then cached in memory (and written to disk).
     LocalServer server(*model, with_disk);
-    if (options.prefix_tokens > 0) {
+    {
       note(tr("{0}-token prefix, nothing cached", "{0} トークンの前置き、キャッシュなし", options.prefix_tokens));
       const Exchange cold = stream_completion(server.port, with_question(), 4);
       check(cold);
