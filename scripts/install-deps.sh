@@ -13,6 +13,10 @@ packages=(
   libicu-dev                         # Unicode classes and regex for the BPE pre-tokenizers
   libxxhash-dev                      # fast hashes: prefix-cache keys and checksums, model identity
   libcpp-httplib-dev                 # HTTP server of `koto serve` (and the test clients)
+  libsqlite3-dev                     # the document index (WAL, FTS5 full-text search)
+  libmecab-dev mecab-ipadic-utf8     # Japanese words for search (morphological analysis)
+  libpoppler-cpp-dev                 # text of PDF pages
+  libxml2-dev                        # HTML documents (tolerant parser)
 )
 missing=()
 for p in "${packages[@]}"; do

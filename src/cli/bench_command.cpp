@@ -2,6 +2,7 @@
 // first token, peak memory and share of the memory-bandwidth roofline (koto/bench.h).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +14,10 @@
 #include "koto/bench.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
+#include "cli/usage_error.h"
+#include "koto/retrieval_bench.h"
 #include "server/serve_bench.h"
+#include <nlohmann/json.hpp>
 
 namespace koto::cli {
 namespace {
@@ -28,6 +32,11 @@ struct BenchCommandOptions {
   std::string output;
   std::string results_dir;
   uint64_t bandwidth_mb = 1024;
+  bool retrieval = false;
+  RetrievalBenchOptions retrieval_bench;
+  std::string corpus;
+  std::string questions;
+  std::string db;
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -76,6 +85,58 @@ int run_serve_bench_command(BenchCommandOptions& options, const CLI::App& comman
   return kExitOk;
 }
 
+// `koto bench --retrieval`: indexing time, recall@5, MRR@10, refusals, query time.
+int run_retrieval_bench_command(BenchCommandOptions& options) {
+  RetrievalBenchOptions& o = options.retrieval_bench;
+  if (options.corpus.empty() || options.questions.empty()) {
+    throw UsageError(tr("--retrieval needs --corpus FOLDER and --questions FILE.jsonl",
+                        "--retrieval には --corpus フォルダー と --questions ファイル.jsonl が必要です"));
+  }
+  o.corpus = options.corpus;
+  o.questions = options.questions;
+  o.db = options.db;
+  o.index.threads = options.bench.threads;
+  o.progress = [](const std::string& note) {
+    std::fprintf(stderr, "%s\n", tr("koto bench --retrieval: {0}…", "koto bench --retrieval: {0}…", note).c_str());
+  };
+  const RetrievalBenchResult r = run_retrieval_bench(o);
+  const BenchStamp stamp = bench_stamp();
+  nlohmann::json questions = nlohmann::json::array();
+  for (const RetrievalQuestion& q : r.questions) {
+    questions.push_back({{"id", q.id}, {"answerable", q.answerable}, {"first_correct_rank", q.first_correct_rank},
+                         {"coverage", q.coverage}, {"refused", q.refused}});
+  }
+  nlohmann::json sweep = nlohmann::json::array();
+  for (const auto& row : r.sweep) sweep.push_back({{"threshold", row[0]}, {"refused_unanswerable", row[1]}, {"refused_answerable", row[2]}});
+  const nlohmann::json json = {{"koto_version", stamp.koto_version}, {"git_commit", stamp.git_commit}, {"timestamp", stamp.timestamp},
+                               {"corpus", o.corpus.string()}, {"questions_file", o.questions.string()},
+                               {"chunk_chars", o.index.chunk_chars}, {"overlap_chars", o.index.overlap_chars},
+                               {"files", r.files}, {"chunks", r.chunks}, {"index_seconds", r.index_seconds},
+                               {"db_bytes", r.db_bytes}, {"answerable", r.answerable}, {"unanswerable", r.unanswerable},
+                               {"recall_at_5", r.recall_at_5}, {"mrr_at_10", r.mrr_at_10}, {"threshold", r.threshold},
+                               {"refused_unanswerable", r.refused_unanswerable}, {"refused_answerable", r.refused_answerable},
+                               {"query_ms_median", r.query_ms_median}, {"query_ms_p90", r.query_ms_p90},
+                               {"sweep", sweep}, {"questions", questions}};
+  std::string text = tr("koto bench --retrieval: {0} files, {1} passages indexed in {2:.2f} s ({3:.1f} MB index)\n"
+                        "  recall@5 {4:.3f}, MRR@10 {5:.3f} over {6} answerable questions\n"
+                        "  coverage below {7:.2f} refused: {8:.0f} % of {9} unanswerable, {10:.0f} % of answerable wrongly\n"
+                        "  one query: {11:.1f} ms median, {12:.1f} ms p90\n",
+                        "koto bench --retrieval: {0} ファイル、{1} 断片を {2:.2f} 秒で索引 (索引 {3:.1f} MB)\n"
+                        "  回答可能な {6} 問で recall@5 {4:.3f}、MRR@10 {5:.3f}\n"
+                        "  被覆率 {7:.2f} 未満で回答拒否: 回答不能 {9} 問の {8:.0f} %、回答可能な問の誤拒否 {10:.0f} %\n"
+                        "  検索 1 回: 中央値 {11:.1f} ms、p90 {12:.1f} ms\n",
+                        r.files, r.chunks, r.index_seconds, static_cast<double>(r.db_bytes) / 1e6, r.recall_at_5, r.mrr_at_10,
+                        r.answerable, r.threshold, 100 * r.refused_unanswerable, r.unanswerable, 100 * r.refused_answerable,
+                        r.query_ms_median, r.query_ms_p90);
+  text += pick("  threshold  refused unanswerable  wrongly refused answerable\n", "  閾値  回答不能の拒否  回答可能の誤拒否\n");
+  for (const auto& row : r.sweep) text += fmt::format("  {:9.2f}  {:19.0f} %  {:24.0f} %\n", row[0], 100 * row[1], 100 * row[2]);
+  std::string stamp_name = stamp.timestamp;
+  stamp_name.erase(std::remove(stamp_name.begin(), stamp_name.end(), ':'), stamp_name.end());
+  stamp_name.erase(std::remove(stamp_name.begin(), stamp_name.end(), '-'), stamp_name.end());
+  publish(options, options.json ? json.dump(2) + "\n" : text, json.dump(2) + "\n", stamp_name + "_retrieval.json");
+  return kExitOk;
+}
+
 int run_bench_command(BenchCommandOptions& options) {
   options.bench.bandwidth_bytes = options.bandwidth_mb << 20;
   options.bench.progress = [](const std::string& note) {
@@ -96,8 +157,7 @@ int run_bench_command(BenchCommandOptions& options) {
 
 CommandRunner define_bench(CLI::App& command) {
   auto options = std::make_shared<BenchCommandOptions>();
-  command.add_option("-m,--model", options->bench.model_path, std::string(pick("GGUF model file", "GGUF モデルファイル")))
-      ->required();
+  command.add_option("-m,--model", options->bench.model_path, std::string(pick("GGUF model file", "GGUF モデルファイル")));
   command.add_option("-p,--prompt", options->bench.n_prompt,
                      std::string(pick("prompt tokens for pp and TTFT (default 512; 0 skips)",
                                       "pp と TTFT のプロンプトのトークン数 (既定 512、0 で省略)")))
@@ -126,6 +186,24 @@ CommandRunner define_bench(CLI::App& command) {
   command.add_option("--results-dir", options->results_dir,
                      std::string(pick("also save the JSON result in this folder (e.g. bench/results)",
                                       "JSON の結果をこのフォルダにも保存 (例: bench/results)")));
+  command.add_flag("--retrieval", options->retrieval,
+                   std::string(pick("measure document retrieval: index --corpus, ask --questions (recall@5, MRR@10, refusals, "
+                                    "query time); no model needed",
+                                    "文書検索を測定: --corpus を索引し --questions で検索 (recall@5、MRR@10、回答拒否、検索時間)。"
+                                    "モデルは不要")));
+  command.add_option("--corpus", options->corpus, std::string(pick("with --retrieval: folder of documents", "--retrieval 用: 文書のフォルダー")));
+  command.add_option("--questions", options->questions,
+                     std::string(pick("with --retrieval: question set (JSON lines)", "--retrieval 用: 質問集 (JSON Lines)")));
+  command.add_option("--db", options->db,
+                     std::string(pick("with --retrieval: index file to rebuild (default: a temporary one)",
+                                      "--retrieval 用: 作り直す索引ファイル (既定: 一時ファイル)")));
+  command.add_option("--refuse-below", options->retrieval_bench.refuse_below,
+                     std::string(pick("with --retrieval: coverage threshold of refusals (default: koto ask's)",
+                                      "--retrieval 用: 回答拒否の被覆率の閾値 (既定: koto ask と同じ)")));
+  command.add_option("--chunk-chars", options->retrieval_bench.index.chunk_chars,
+                     std::string(pick("with --retrieval: passage size (default 400)", "--retrieval 用: 断片の大きさ (既定 400)")));
+  command.add_option("--overlap-chars", options->retrieval_bench.index.overlap_chars,
+                     std::string(pick("with --retrieval: passage overlap (default 100)", "--retrieval 用: 断片の重なり (既定 100)")));
   command.add_flag("--serve", options->serve,
                    std::string(pick("measure serving through HTTP: 1, 2, 4, 8 concurrent streams, TTFT percentiles, a cached "
                                     "prefix (-p/-n default to 32/64 per request)",
@@ -147,6 +225,10 @@ CommandRunner define_bench(CLI::App& command) {
                      std::string(pick("with --serve: folder for the disk cache of the restart test (default: a temporary one)",
                                       "--serve 用: 再起動の測定に使うディスクキャッシュのフォルダー (既定: 一時フォルダー)")));
   return [options, &command] {
+    if (options->retrieval) return run_retrieval_bench_command(*options);
+    if (options->bench.model_path.empty()) {
+      throw UsageError(tr("--model is required", "--model を指定してください"));
+    }
     return options->serve ? run_serve_bench_command(*options, command) : run_bench_command(*options);
   };
 }

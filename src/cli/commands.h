@@ -35,5 +35,8 @@ CommandRunner define_synth(CLI::App& command);
 CommandRunner define_quantize(CLI::App& command);
 CommandRunner define_bench(CLI::App& command);
 CommandRunner define_serve(CLI::App& command);
+CommandRunner define_index(CLI::App& command);
+CommandRunner define_search(CLI::App& command);
+CommandRunner define_ask(CLI::App& command);
 
 }  // namespace koto::cli
