@@ -61,9 +61,12 @@ struct BatchEntry {
   Session* session = nullptr;        // not owned; a session of this model, at most once per call
   std::span<const TokenId> tokens;   // appended at session->n_past(); not empty
   bool all_logits = false;           // logits of every token, or of the last one only
-  // Filled by eval_batch: what Session::eval would return for these tokens. Valid until
-  // the session's next evaluation.
+  // Filled by eval_batch: what Session::eval would return for these tokens (or, with
+  // hidden_states, the hidden states). Valid until the session's next evaluation.
   std::span<const float> logits;
+  // Instead of logits: the final hidden state of every token, rmsnorm(x) * output_norm
+  // (the vector the output head multiplies), [tokens][n_embd]; for embeddings.
+  bool hidden_states = false;
 };
 
 class Model {
@@ -108,6 +111,11 @@ class Session {
   // The span is valid until the next call. Throws kInvalidArgument when the tokens
   // would run past n_ctx() or an id is out of range.
   virtual std::span<const float> eval(std::span<const TokenId> tokens, bool all_logits = false) = 0;
+
+  // Like eval, but returns the final hidden state of every token instead of logits:
+  // rmsnorm(x_final) * output_norm, [tokens.size()][n_embd] (sentence embeddings pool
+  // these). The output head is not run.
+  virtual std::span<const float> eval_hidden(std::span<const TokenId> tokens) = 0;
 
   virtual int32_t n_past() const = 0;
   virtual int32_t n_ctx() const = 0;

@@ -38,5 +38,6 @@ CommandRunner define_serve(CLI::App& command);
 CommandRunner define_index(CLI::App& command);
 CommandRunner define_search(CLI::App& command);
 CommandRunner define_ask(CLI::App& command);
+CommandRunner define_embed(CLI::App& command);
 
 }  // namespace koto::cli

@@ -71,6 +71,17 @@ elseif(CASE STREQUAL "ask_with_model")
   string(FIND "${out}" "it was given these:\n  [1] 規程/経費.md line 7 (経費精算 > 交通費)" at)
   expect("the sources are not listed: ${out}" at GREATER -1)
 
+elseif(CASE STREQUAL "embed_json")
+  # The qwen3 reference model has no pooling metadata: mean pooling, 256 dimensions.
+  execute_process(COMMAND "${KOTO}" embed -m "${FIXTURES}/arch/qwen3-F32.gguf" --json "経費精算の締め日"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  expect("embed: exit code ${rc}, stderr: ${err}" rc EQUAL 0)
+  string(JSON pooling GET "${out}" pooling)
+  string(JSON dims GET "${out}" dimensions)
+  string(JSON n LENGTH "${out}" embedding)
+  expect("pooling ${pooling}" pooling STREQUAL "mean")
+  expect("dimensions ${dims}, length ${n}" dims EQUAL 256 AND n EQUAL 256)
+
 else()
   message(FATAL_ERROR "unknown case ${CASE}")
 endif()

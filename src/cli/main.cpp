@@ -33,6 +33,8 @@ constexpr Command kCommands[] = {
      "索引した文書から質問に答える箇所を探す", define_search},
     {"ask", "Answer a question from the indexed documents only, citing them (or say they do not say)",
      "索引した文書だけに基づいて出典付きで回答 (記載がなければそう答える)", define_ask},
+    {"embed", "Print the sentence embedding of a text (an embedding model's pooled, normalised vector)",
+     "テキストの文埋め込みを表示 (埋め込みモデルの集約・正規化したベクトル)", define_embed},
     {"logits", "Write the logits of every position for given token ids (float32 little-endian)",
      "指定したトークン列の全位置のロジットを書き出す (float32 リトルエンディアン)", define_logits},
     {"quantize", "Convert a model's weights to another type (Q8_0, Q4_K_M...) and report the error",

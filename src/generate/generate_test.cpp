@@ -24,6 +24,9 @@ class ScriptedSession : public Session {
   ScriptedSession(int32_t vocab, std::vector<TokenId> script, int32_t n_ctx = 64)
       : vocab_(vocab), script_(std::move(script)), n_ctx_(n_ctx) {}
 
+  std::span<const float> eval_hidden(std::span<const TokenId>) override {
+    throw Error(ErrorCode::kUnsupported, "no hidden states in a scripted session");
+  }
   std::span<const float> eval(std::span<const TokenId> tokens, bool all_logits) override {
     if (n_past_ + static_cast<int32_t>(tokens.size()) > n_ctx_) throw Error(ErrorCode::kInvalidArgument, "full");
     if (prompt_size_ < 0) prompt_size_ = static_cast<int32_t>(tokens.size());

@@ -63,6 +63,7 @@ struct PassRow {
   int32_t position;   // where the token goes in the session's KV cache
   TokenId token;
   float* logits;      // [n_vocab] destination, or null when this row's logits are not needed
+  float* hidden = nullptr;  // [n_embd] destination of the final normed state, or null
 };
 
 class TransformerSession final : public Session {
@@ -70,6 +71,7 @@ class TransformerSession final : public Session {
   TransformerSession(const LoadedModel& model, int32_t n_ctx, TensorType kv_type);
 
   std::span<const float> eval(std::span<const TokenId> tokens, bool all_logits) override;
+  std::span<const float> eval_hidden(std::span<const TokenId> tokens) override;
   int32_t n_past() const override { return n_past_; }
   int32_t n_ctx() const override { return n_ctx_; }
   void truncate(int32_t n) override;
@@ -87,6 +89,11 @@ class TransformerSession final : public Session {
   // Makes room for the logits of `n_rows` rows and returns the buffer.
   std::span<float> logits_buffer(size_t n_rows) {
     logits_.resize(n_rows * static_cast<size_t>(p_.n_vocab));
+    return logits_;
+  }
+  // The same buffer for hidden states, [n_rows][n_embd].
+  std::span<float> hidden_buffer(size_t n_rows) {
+    logits_.resize(n_rows * static_cast<size_t>(p_.n_embd));
     return logits_;
   }
   void advance(int32_t n_past) { n_past_ = n_past; }
@@ -156,7 +163,13 @@ void TransformerSession::check_tokens(std::span<const TokenId> tokens) const {
 }
 
 std::span<const float> TransformerSession::eval(std::span<const TokenId> tokens, bool all_logits) {
-  BatchEntry entry{this, tokens, all_logits, {}};
+  BatchEntry entry{this, tokens, all_logits, {}, false};
+  model_.eval_batch(std::span<BatchEntry>(&entry, 1));
+  return entry.logits;
+}
+
+std::span<const float> TransformerSession::eval_hidden(std::span<const TokenId> tokens) {
+  BatchEntry entry{this, tokens, false, {}, true};
   model_.eval_batch(std::span<BatchEntry>(&entry, 1));
   return entry.logits;
 }
@@ -438,7 +451,11 @@ void ForwardPass::run() {
     for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += s_.proj[i];
   }
 
-  // 4. Output: logits of the rows that want them, computed together, then scattered.
+  // 4. Output: hidden states where asked; logits of the rows that want them, computed
+  //    together, then scattered.
+  for (int32_t b = 0; b < n_tokens; ++b) {
+    if (rows_[b].hidden != nullptr) rmsnorm(rows_[b].hidden, &x[b * n_embd], w_.output_norm.data(), n_embd, eps);
+  }
   int32_t n_out = 0;
   for (int32_t b = 0; b < n_tokens; ++b) {
     if (rows_[b].logits == nullptr) continue;
@@ -504,8 +521,10 @@ void eval_transformer_batch(const LoadedModel& model, ForwardScratch& scratch, s
 
   std::vector<std::span<float>> logits(entries.size());
   for (size_t e = 0; e < entries.size(); ++e) {
-    logits[e] = sessions[e]->logits_buffer(entries[e].all_logits ? entries[e].tokens.size() : 1);
+    logits[e] = entries[e].hidden_states ? sessions[e]->hidden_buffer(entries[e].tokens.size())
+                                         : sessions[e]->logits_buffer(entries[e].all_logits ? entries[e].tokens.size() : 1);
   }
+  const size_t n_embd = static_cast<size_t>(model.params().n_embd);
   // Rows in entry order, kMaxBatch per pass; an entry may continue into the next pass.
   std::vector<PassRow> rows;
   rows.reserve(kMaxBatch);
@@ -519,12 +538,15 @@ void eval_transformer_batch(const LoadedModel& model, ForwardScratch& scratch, s
     const int32_t start = sessions[e]->n_past();
     for (size_t i = 0; i < tokens.size(); ++i) {
       float* out = nullptr;
-      if (entries[e].all_logits) {
+      float* hidden = nullptr;
+      if (entries[e].hidden_states) {
+        hidden = logits[e].data() + i * n_embd;
+      } else if (entries[e].all_logits) {
         out = logits[e].data() + i * n_vocab;
       } else if (i + 1 == tokens.size()) {
         out = logits[e].data();
       }
-      rows.push_back({sessions[e], start + static_cast<int32_t>(i), tokens[i], out});
+      rows.push_back({sessions[e], start + static_cast<int32_t>(i), tokens[i], out, hidden});
       if (rows.size() == static_cast<size_t>(kMaxBatch)) run_pass();
     }
   }

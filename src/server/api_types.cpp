@@ -1,6 +1,7 @@
 #include "server/api_types.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "base/utf8.h"
@@ -242,6 +243,14 @@ std::vector<TokenId> token_ids(const json& array, const char* param) {
   return ids;
 }
 
+// `dimensions` (truncating a trained vector) and `user` are OpenAI options koto does
+// not honour; a request that relies on them gets a clear 400.
+void refuse_unknown_embedding_options(const json& body) {
+  if (field(body, "dimensions") != nullptr) {
+    throw unsupported("dimensions", "choosing the number of dimensions", "次元数の指定");
+  }
+}
+
 }  // namespace
 
 ApiError bad_request(std::string param, const std::string& message, std::string code) {
@@ -394,6 +403,98 @@ TokenizeRequest parse_tokenize_request(const json& body) {
   request.parse_special = get_bool(body, "parse_special", false);
   request.with_pieces = get_bool(body, "with_pieces", false);
   return request;
+}
+
+EmbeddingsRequest parse_embeddings_request(const json& body) {
+  refuse_unknown_embedding_options(body);
+  EmbeddingsRequest request;
+  const json* input = field(body, "input");
+  if (input == nullptr) {
+    throw bad_request("input", pick("'input' is required: the text(s) to embed", "'input' は必須です (埋め込むテキスト)").data(),
+                      "missing_required_parameter");
+  }
+  constexpr size_t kMaxInputs = 256;
+  auto too_many = [&] {
+    return bad_request("input", tr("at most {0} inputs per request", "一度に埋め込めるのは {0} 件までです", kMaxInputs),
+                       "invalid_value");
+  };
+  if (input->is_string()) {
+    request.texts.push_back(input->get<std::string>());
+  } else if (input->is_array() && !input->empty() && (*input)[0].is_number_integer()) {
+    request.token_lists.push_back(token_ids(*input, "input"));
+  } else if (input->is_array() && !input->empty()) {
+    if (input->size() > kMaxInputs) throw too_many();
+    for (size_t i = 0; i < input->size(); ++i) {
+      const json& item = (*input)[i];
+      const std::string param = fmt::format("input[{}]", i);
+      if (item.is_string()) {
+        if (!request.token_lists.empty()) throw wrong_type(param, item, "an array of token ids", "トークン ID の配列");
+        request.texts.push_back(item.get<std::string>());
+      } else if (item.is_array()) {
+        if (!request.texts.empty()) throw wrong_type(param, item, "a string", "文字列");
+        request.token_lists.push_back(token_ids(item, param.c_str()));
+      } else {
+        throw wrong_type(param, item, "a string", "文字列");
+      }
+    }
+  } else {
+    throw wrong_type("input", *input, "a string or a non-empty array", "文字列か空でない配列");
+  }
+  for (size_t i = 0; i < request.texts.size(); ++i) {
+    check_text(request.texts.size() == 1 && input->is_string() ? "input" : fmt::format("input[{}]", i).c_str(), request.texts[i]);
+    if (request.texts[i].empty()) {
+      throw bad_request("input", pick("an input is empty", "空の入力があります").data(), "invalid_value");
+    }
+  }
+  for (const auto& ids : request.token_lists) {
+    if (ids.empty()) throw bad_request("input", pick("an input is empty", "空の入力があります").data(), "invalid_value");
+  }
+  const std::string format = get_string(body, "encoding_format");
+  if (!format.empty() && format != "float" && format != "base64") {
+    throw bad_request("encoding_format", tr("'encoding_format' must be \"float\" or \"base64\", not \"{0}\"",
+                                             "'encoding_format' は \"float\" か \"base64\" でなければなりません (\"{0}\" が指定されました)",
+                                             format),
+                      "invalid_value");
+  }
+  request.base64 = format == "base64";
+  return request;
+}
+
+SearchRequest parse_search_request(const json& body) {
+  SearchRequest request;
+  const json* query = field(body, "query");
+  if (query == nullptr) {
+    throw bad_request("query", pick("'query' is required: what to look for", "'query' は必須です (探したいこと)").data(),
+                      "missing_required_parameter");
+  }
+  if (!query->is_string()) throw wrong_type("query", *query, "a string", "文字列");
+  request.query = query->get<std::string>();
+  check_text("query", request.query);
+  if (const auto k = get_integer(body, "k", 1, 100)) request.k = static_cast<int>(*k);
+  return request;
+}
+
+std::string floats_base64(std::span<const float> values) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(values.size() * 4, '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &values[i], 4);
+    for (int b = 0; b < 4; ++b) bytes[i * 4 + b] = static_cast<char>((bits >> (8 * b)) & 0xFF);
+  }
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t a = static_cast<unsigned char>(bytes[i]);
+    const uint32_t b = i + 1 < bytes.size() ? static_cast<unsigned char>(bytes[i + 1]) : 0;
+    const uint32_t c = i + 2 < bytes.size() ? static_cast<unsigned char>(bytes[i + 2]) : 0;
+    const uint32_t triple = (a << 16) | (b << 8) | c;
+    out += kAlphabet[(triple >> 18) & 63];
+    out += kAlphabet[(triple >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(triple >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[triple & 63] : '=';
+  }
+  return out;
 }
 
 std::vector<TokenId> parse_detokenize_request(const json& body) {

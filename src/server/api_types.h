@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,26 @@ struct TokenizeRequest {
   bool with_pieces = false;
 };
 TokenizeRequest parse_tokenize_request(const json& body);
+
+// POST /v1/embeddings: `input` is a string, an array of strings, an array of token ids
+// or an array of such arrays (each becomes one embedding). `encoding_format` "float"
+// (default) or "base64" (little-endian float32, what the official SDKs ask for).
+struct EmbeddingsRequest {
+  std::vector<std::string> texts;                 // either texts...
+  std::vector<std::vector<TokenId>> token_lists;  // ...or token ids
+  bool base64 = false;
+};
+EmbeddingsRequest parse_embeddings_request(const json& body);
+
+// POST /v1/search: {"query": "...", "k": 5}.
+struct SearchRequest {
+  std::string query;
+  int k = 5;
+};
+SearchRequest parse_search_request(const json& body);
+
+// The base64 of float32 values, little-endian (OpenAI's encoding_format "base64").
+std::string floats_base64(std::span<const float> values);
 std::vector<TokenId> parse_detokenize_request(const json& body);
 
 // ---- Responses ----

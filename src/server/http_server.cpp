@@ -6,13 +6,17 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 
 #include "base/utf8.h"
+#include "koto/doc_index.h"
+#include "koto/embedding.h"
 #include "koto/error.h"
+#include "koto/grounded_answer.h"
 #include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "server/api_types.h"
@@ -91,6 +95,8 @@ struct HttpServer::Impl {
   void completions(const Call& call, httplib::Response& res);
   void tokenize(const Call& call, httplib::Response& res);
   void detokenize(const Call& call, httplib::Response& res);
+  void embeddings(const Call& call, httplib::Response& res);
+  void search(const Call& call, httplib::Response& res);
 
   void register_routes();
   void dispatch(const std::string& path, const httplib::Request& req, httplib::Response& res,
@@ -144,6 +150,12 @@ struct HttpServer::Impl {
   ApiLimits limits;
 
   std::mutex rng_mutex;
+  // /v1/embeddings: one embedder (its own session) at a time.
+  std::mutex embed_mutex;
+  std::unique_ptr<Embedder> embedder;
+  // /v1/search: the document index, opened on first use, one search at a time.
+  std::mutex docs_mutex;
+  std::unique_ptr<DocIndex> docs;
   std::mt19937_64 rng;
 };
 
@@ -155,6 +167,8 @@ const HttpServer::Impl::Route HttpServer::Impl::kRoutes[] = {
     {"POST", "/v1/completions", true, true, &Impl::completions},
     {"POST", "/tokenize", true, true, &Impl::tokenize},
     {"POST", "/detokenize", true, true, &Impl::detokenize},
+    {"POST", "/v1/embeddings", true, true, &Impl::embeddings},
+    {"POST", "/v1/search", true, false, &Impl::search},
 };
 
 std::string HttpServer::Impl::new_id(std::string_view prefix) {
@@ -505,6 +519,73 @@ void HttpServer::Impl::detokenize(const Call& call, httplib::Response& res) {
     }
   }
   send_json(res, 200, {{"content", tokenizer.decode(ids)}});  // invalid bytes become U+FFFD in the JSON
+}
+
+void HttpServer::Impl::embeddings(const Call& call, httplib::Response& res) {
+  const json body = parse_body(call.body);
+  const auto model_field = body.find("model");
+  check_model_name(model_field != body.end() && model_field->is_string() ? model_field->get<std::string>() : "", model_id);
+  const EmbeddingsRequest parsed = parse_embeddings_request(body);
+  const Tokenizer& tokenizer = model->tokenizer();
+  json data = json::array();
+  int64_t prompt_tokens = 0;
+  const std::lock_guard<std::mutex> lock(embed_mutex);
+  if (!embedder) embedder = std::make_unique<Embedder>(*model);
+  auto add = [&](const std::vector<float>& v, size_t index) {
+    json item = {{"object", "embedding"}, {"index", index}};
+    item["embedding"] = parsed.base64 ? json(floats_base64(v)) : json(v);
+    data.push_back(std::move(item));
+  };
+  for (size_t i = 0; i < parsed.texts.size(); ++i) {
+    prompt_tokens += static_cast<int64_t>(tokenizer.encode(parsed.texts[i], false, false).size());
+    add(embedder->embed_text(parsed.texts[i]), i);
+  }
+  for (size_t i = 0; i < parsed.token_lists.size(); ++i) {
+    for (size_t j = 0; j < parsed.token_lists[i].size(); ++j) {
+      if (parsed.token_lists[i][j] >= tokenizer.vocab_size()) {
+        throw bad_request(fmt::format("input[{}]", i), tr("token id {0} is out of range: the vocabulary has ids 0 to {1}",
+                                                          "トークン ID {0} は範囲外です。語彙の ID は 0〜{1} です",
+                                                          parsed.token_lists[i][j], tokenizer.vocab_size() - 1),
+                          "invalid_value");
+      }
+    }
+    prompt_tokens += static_cast<int64_t>(parsed.token_lists[i].size());
+    add(embedder->embed_tokens(parsed.token_lists[i]), i);
+  }
+  send_json(res, 200,
+            {{"object", "list"},
+             {"data", data},
+             {"model", model_id},
+             {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}});
+}
+
+void HttpServer::Impl::search(const Call& call, httplib::Response& res) {
+  const SearchRequest parsed = parse_search_request(parse_body(call.body));
+  const std::lock_guard<std::mutex> lock(docs_mutex);
+  if (!docs) {
+    const std::filesystem::path path = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
+    try {
+      docs = std::make_unique<DocIndex>(path, false);
+    } catch (const Error& e) {
+      throw ApiError(404, "invalid_request_error", "no_document_index", "",
+                     tr("no document index is open: {0} (start koto serve with --db, after koto index)",
+                        "文書索引を開けません: {0} (koto index の後、koto serve を --db 付きで起動してください)", e.what()));
+    }
+  }
+  const SearchResult result = docs->search(parsed.query, parsed.k);
+  json hits = json::array();
+  for (const SearchHit& h : result.hits) {
+    json hit = {{"path", h.path},         {"score", h.score},     {"line_start", h.line_start},
+                {"line_end", h.line_end}, {"heading", h.heading}, {"text", h.text}};
+    if (h.page > 0) hit["page"] = h.page;
+    hits.push_back(std::move(hit));
+  }
+  send_json(res, 200,
+            {{"object", "list"},
+             {"data", hits},
+             {"coverage", result.coverage},
+             {"not_in_documents", should_refuse(result)},
+             {"search_ms", 1000 * result.seconds}});
 }
 
 // ---- responses of generations ----

@@ -14,8 +14,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
+
+#include "koto/doc_index.h"
+#include "koto/embedding.h"
 
 #include "base/utf8.h"
 #include "chain_model.h"
@@ -643,6 +649,94 @@ TEST(HttpServer, ShutdownTurnsNewRequestsAwayWhileRunningOnesFinish) {
   const std::string answer = running.read_all();
   EXPECT_NE(answer.find("data: [DONE]"), std::string::npos);
   EXPECT_NE(answer.find("\"finish_reason\":\"stop\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace koto::server
+
+namespace koto::server {
+namespace {
+
+std::vector<float> decode_base64_floats(const std::string& text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  std::string bytes;
+  for (size_t i = 0; i + 3 < text.size(); i += 4) {
+    const int a = value(text[i]), b = value(text[i + 1]), c = value(text[i + 2]), d = value(text[i + 3]);
+    const uint32_t triple = (a << 18) | (b << 12) | ((c < 0 ? 0 : c) << 6) | (d < 0 ? 0 : d);
+    bytes += static_cast<char>((triple >> 16) & 0xFF);
+    if (c >= 0) bytes += static_cast<char>((triple >> 8) & 0xFF);
+    if (d >= 0) bytes += static_cast<char>(triple & 0xFF);
+  }
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+TEST(HttpServer, EmbeddingsInTheOpenAIShapeAsFloatsAndBase64) {
+  Served served(fixture_path("arch/qwen3-F32.gguf"));
+  auto c = served.client();
+  Embedder embedder(served.model());
+  const std::vector<float> want = embedder.embed_text("経費精算の締め日");
+
+  json body = body_of(post(c, "/v1/embeddings", {{"model", "test-model"}, {"input", "経費精算の締め日"}}));
+  EXPECT_EQ(body["object"], "list");
+  EXPECT_EQ(body["model"], "test-model");
+  ASSERT_EQ(body["data"].size(), 1u);
+  EXPECT_EQ(body["data"][0]["object"], "embedding");
+  EXPECT_EQ(body["data"][0]["index"], 0);
+  const std::vector<float> got = body["data"][0]["embedding"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]);
+  EXPECT_GT(body["usage"]["prompt_tokens"].get<int>(), 0);
+
+  body = body_of(post(c, "/v1/embeddings", {{"input", {"経費精算の締め日", "交通費"}}, {"encoding_format", "base64"}}));
+  ASSERT_EQ(body["data"].size(), 2u);
+  EXPECT_EQ(body["data"][1]["index"], 1);
+  const std::vector<float> decoded = decode_base64_floats(body["data"][0]["embedding"].get<std::string>());
+  ASSERT_EQ(decoded.size(), want.size());
+  for (size_t i = 0; i < decoded.size(); ++i) EXPECT_EQ(decoded[i], want[i]);
+
+  expect_error(post(c, "/v1/embeddings", {{"input", json::array()}}), 400, "invalid_type");
+  expect_error(post(c, "/v1/embeddings", {{"input", "a"}, {"dimensions", 8}}), 400, "unsupported_parameter");
+  expect_error(post(c, "/v1/embeddings", {{"input", "a"}, {"encoding_format", "int8"}}), 400, "invalid_value");
+  expect_error(post(c, "/v1/embeddings", {{"input", "a"}, {"model", "other"}}), 404, "model_not_found");
+}
+
+TEST(HttpServer, SearchAnswersFromTheDocumentIndex) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "koto_http_search";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "docs");
+  std::ofstream(dir / "docs" / "経費.md") << "# 経費精算\n\n経費精算の締め日は毎月二十五日です。\n";
+  {
+    DocIndex index(dir / "index.db", true);
+    index.index({dir / "docs"});
+  }
+  ServerOptions options;
+  options.db = (dir / "index.db").string();
+  Served served(chain_path("search"), options);
+  auto c = served.client();
+  json body = body_of(post(c, "/v1/search", {{"query", "経費精算の締め日はいつ？"}, {"k", 3}}));
+  ASSERT_EQ(body["data"].size(), 1u);
+  EXPECT_EQ(body["data"][0]["path"], "経費.md");
+  EXPECT_EQ(body["data"][0]["heading"], "経費精算");
+  EXPECT_EQ(body["data"][0]["line_start"], 3);
+  EXPECT_EQ(body["data"][0]["text"], "経費精算の締め日は毎月二十五日です。");
+  EXPECT_EQ(body["not_in_documents"], false);
+  body = body_of(post(c, "/v1/search", {{"query", "社員旅行の行き先"}}));
+  EXPECT_EQ(body["not_in_documents"], true);
+  expect_error(post(c, "/v1/search", {{"k", 3}}), 400, "missing_required_parameter");
+
+  ServerOptions none;
+  none.db = (dir / "missing.db").string();
+  Served without(chain_path("search_none"), none);
+  auto c2 = without.client();
+  expect_error(post(c2, "/v1/search", {{"query", "経費"}}), 404, "no_document_index");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ const ServerOptionRow kServerOptions[] = {
      &O::system_prompt},
     {"--template", "KOTO_TEMPLATE", "Chat format instead of the model's (llama2, chatml, llama3, gemma, mistral, plain)",
      "モデルの代わりに使うチャット形式 (llama2, chatml, llama3, gemma, mistral, plain)", &O::chat_template},
+    {"--db", "KOTO_DB", "Document index for POST /v1/search (default: koto index's, when it exists)",
+     "POST /v1/search で使う文書索引 (既定: koto index の既定の索引があればそれ)", &O::db},
 };
 
 }  // namespace

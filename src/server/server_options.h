@@ -43,6 +43,7 @@ struct ServerOptions {
   bool log_prompts = false;
   std::string system_prompt;      // used when a chat request has no system message
   std::string chat_template;      // "": the model's own
+  std::string db;                 // document index for /v1/search; "": koto's default one, when it exists
 };
 
 struct ServerOptionRow {

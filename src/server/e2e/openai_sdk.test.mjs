@@ -115,6 +115,28 @@ test('completions, models and a repeated prompt served from the cache', async ()
   assert.deepEqual(models.data.map((m) => m.id), ['chain']);
 });
 
+test('embeddings.create: base64 by default in the SDK, floats when asked, the same vector', async () => {
+  const input = ['経費精算の締め日', '交通費は実費'];
+  const viaSdk = await client.embeddings.create({ model: 'chain', input });
+  assert.equal(viaSdk.object, 'list');
+  assert.equal(viaSdk.data.length, 2);
+  assert.equal(viaSdk.data[1].index, 1);
+  const floats = await client.embeddings.create({ model: 'chain', input, encoding_format: 'float' });
+  for (const i of [0, 1]) {
+    const a = viaSdk.data[i].embedding;
+    const b = floats.data[i].embedding;
+    assert.equal(a.length, b.length);
+    assert.ok(a.length > 0);
+    let norm = 0;
+    for (let j = 0; j < a.length; j++) {
+      assert.ok(Math.abs(a[j] - b[j]) < 1e-6, `dimension ${j}: ${a[j]} vs ${b[j]}`);
+      norm += a[j] * a[j];
+    }
+    assert.ok(Math.abs(norm - 1) < 1e-4, `not unit length: ${norm}`);
+  }
+  assert.ok(viaSdk.usage.prompt_tokens > 0);
+});
+
 test('errors arrive as the SDK error classes, in Japanese when asked', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
