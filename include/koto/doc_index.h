@@ -86,7 +86,7 @@ class DocIndex {
   // Below this coverage of the question by the best passage, `koto ask` answers that the
   // documents do not say instead of asking the model (calibrated on the ja-manpages
   // question set; see README).
-  static constexpr double kDefaultMinCoverage = 0.29;
+  static constexpr double kDefaultMinCoverage = 0.30;
 
   // $KOTO_HOME/index.db, else $XDG_DATA_HOME/koto/index.db, else ~/.local/share/koto/index.db.
   static std::filesystem::path default_path();

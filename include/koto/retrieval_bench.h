@@ -1,7 +1,8 @@
 // The retrieval benchmark behind `koto bench --retrieval`: indexes a corpus into a fresh
 // index (timed), then asks a question set (JSON lines: id, question, answerable,
-// answer_files) and measures recall@5 and MRR@10 over the answerable questions (a hit
-// is a passage from one of the question's answer_files), the refusal decision at a
+// answer_files, evidence) and measures recall@5 and MRR@10 over the answerable questions
+// (a hit is a passage from one of the question's answer_files; for questions with no
+// answer_files, a passage that contains the evidence), the refusal decision at a
 // coverage threshold (unanswerable questions refused, answerable ones wrongly refused),
 // and the time of one query inside the process.
 #pragma once
@@ -29,6 +30,7 @@ struct RetrievalQuestion {
   std::string id;
   bool answerable = false;
   int first_correct_rank = 0;  // 1-based rank of the first passage from an answer file; 0 = not in the top 10
+  int evidence_rank = 0;       // 1-based rank of the first passage containing the evidence; 0 = none in the top 10
   double coverage = 0;
   bool refused = false;
 };
@@ -42,6 +44,11 @@ struct RetrievalBenchResult {
   int unanswerable = 0;
   double recall_at_5 = 0;
   double mrr_at_10 = 0;
+  // Passage level: the share of answerable questions whose evidence sentence is in a
+  // top-5 passage (what a grounded answer needs), and its MRR@10.
+  int with_evidence = 0;
+  double evidence_recall_at_5 = 0;
+  double evidence_mrr_at_10 = 0;
   double threshold = 0;
   double refused_unanswerable = 0;  // share of unanswerable questions refused
   double refused_answerable = 0;    // share of answerable questions wrongly refused

@@ -104,6 +104,7 @@ int run_retrieval_bench_command(BenchCommandOptions& options) {
   nlohmann::json questions = nlohmann::json::array();
   for (const RetrievalQuestion& q : r.questions) {
     questions.push_back({{"id", q.id}, {"answerable", q.answerable}, {"first_correct_rank", q.first_correct_rank},
+                         {"evidence_rank", q.evidence_rank},
                          {"coverage", q.coverage}, {"refused", q.refused}});
   }
   nlohmann::json sweep = nlohmann::json::array();
@@ -113,27 +114,31 @@ int run_retrieval_bench_command(BenchCommandOptions& options) {
                                {"chunk_chars", o.index.chunk_chars}, {"overlap_chars", o.index.overlap_chars},
                                {"files", r.files}, {"chunks", r.chunks}, {"index_seconds", r.index_seconds},
                                {"db_bytes", r.db_bytes}, {"answerable", r.answerable}, {"unanswerable", r.unanswerable},
-                               {"recall_at_5", r.recall_at_5}, {"mrr_at_10", r.mrr_at_10}, {"threshold", r.threshold},
+                               {"recall_at_5", r.recall_at_5}, {"mrr_at_10", r.mrr_at_10},
+                               {"evidence_recall_at_5", r.evidence_recall_at_5}, {"evidence_mrr_at_10", r.evidence_mrr_at_10},
+                               {"with_evidence", r.with_evidence}, {"threshold", r.threshold},
                                {"refused_unanswerable", r.refused_unanswerable}, {"refused_answerable", r.refused_answerable},
                                {"query_ms_median", r.query_ms_median}, {"query_ms_p90", r.query_ms_p90},
                                {"sweep", sweep}, {"questions", questions}};
   std::string text = tr("koto bench --retrieval: {0} files, {1} passages indexed in {2:.2f} s ({3:.1f} MB index)\n"
                         "  recall@5 {4:.3f}, MRR@10 {5:.3f} over {6} answerable questions\n"
+                        "  the evidence sentence in a top-5 passage: {13:.3f} (MRR@10 {14:.3f}) over {15} questions\n"
                         "  coverage below {7:.2f} refused: {8:.0f} % of {9} unanswerable, {10:.0f} % of answerable wrongly\n"
                         "  one query: {11:.1f} ms median, {12:.1f} ms p90\n",
                         "koto bench --retrieval: {0} ファイル、{1} 断片を {2:.2f} 秒で索引 (索引 {3:.1f} MB)\n"
                         "  回答可能な {6} 問で recall@5 {4:.3f}、MRR@10 {5:.3f}\n"
+                        "  根拠の文を含む断片が上位 5 件にある割合: {13:.3f} (MRR@10 {14:.3f}、{15} 問)\n"
                         "  被覆率 {7:.2f} 未満で回答拒否: 回答不能 {9} 問の {8:.0f} %、回答可能な問の誤拒否 {10:.0f} %\n"
                         "  検索 1 回: 中央値 {11:.1f} ms、p90 {12:.1f} ms\n",
                         r.files, r.chunks, r.index_seconds, static_cast<double>(r.db_bytes) / 1e6, r.recall_at_5, r.mrr_at_10,
                         r.answerable, r.threshold, 100 * r.refused_unanswerable, r.unanswerable, 100 * r.refused_answerable,
-                        r.query_ms_median, r.query_ms_p90);
+                        r.query_ms_median, r.query_ms_p90, r.evidence_recall_at_5, r.evidence_mrr_at_10, r.with_evidence);
   text += pick("  threshold  refused unanswerable  wrongly refused answerable\n", "  閾値  回答不能の拒否  回答可能の誤拒否\n");
   for (const auto& row : r.sweep) text += fmt::format("  {:9.2f}  {:19.0f} %  {:24.0f} %\n", row[0], 100 * row[1], 100 * row[2]);
   std::string stamp_name = stamp.timestamp;
   stamp_name.erase(std::remove(stamp_name.begin(), stamp_name.end(), ':'), stamp_name.end());
   stamp_name.erase(std::remove(stamp_name.begin(), stamp_name.end(), '-'), stamp_name.end());
-  publish(options, options.json ? json.dump(2) + "\n" : text, json.dump(2) + "\n", stamp_name + "_retrieval.json");
+  publish(options, options.json ? json.dump(2) + "\n" : text, json.dump(2) + "\n", stamp_name + "_retrieval_" + std::filesystem::path(options.corpus).filename().string() + ".json");
   return kExitOk;
 }
 

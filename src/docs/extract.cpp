@@ -158,8 +158,12 @@ bool is_blank(std::string_view line) {
 }
 
 // Japanese paragraphs are indented with an ideographic space, so it counts as indentation.
+// U+00A0: text converted from HTML (debian-reference's .txt) indents with no-break spaces.
+constexpr std::string_view kNoBreakSpace = "\u00A0";
+
 bool is_indented(std::string_view line) {
-  return !line.empty() && (line[0] == ' ' || line[0] == '\t' || line.starts_with(kIdeographicSpace));
+  return !line.empty() &&
+         (line[0] == ' ' || line[0] == '\t' || line.starts_with(kIdeographicSpace) || line.starts_with(kNoBreakSpace));
 }
 
 std::string_view trim_right(std::string_view text) {

@@ -299,6 +299,20 @@ TEST(ExtractText, OutlineWithoutBlankLines) {
   });
 }
 
+TEST(ExtractText, NoBreakSpacesIndentLikeSpaces) {
+  // debian-reference's .txt indents some lines with U+00A0: they are body, not headings.
+  const Document document = extract_document(DocFormat::kText,
+                                             "1.4. 基本\n"
+                                             "\u00A0 \u00A0 ます。Debian システムも例外ではありませ\n"
+                                             "    ん。\n");
+  ASSERT_EQ(document.blocks.size(), 2u);
+  EXPECT_TRUE(document.blocks[0].heading);
+  EXPECT_EQ(document.blocks[0].text, "1.4. 基本");
+  EXPECT_FALSE(document.blocks[1].heading);
+  EXPECT_EQ(document.blocks[1].line_start, 2);
+  EXPECT_EQ(document.blocks[1].line_end, 3);
+}
+
 TEST(ExtractText, ShiftJisWithCrlfAndEmptyInput) {
   // 見出し CRLF CRLF 日本語の文書です。 CRLF 日本 CRLF, in Shift_JIS.
   const std::string bytes =

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "docs/terms.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 
@@ -20,7 +21,18 @@ struct Question {
   std::string text;
   bool answerable = false;
   std::vector<std::string> answer_files;
+  std::string evidence;  // normalised, without white space
 };
+
+// Evidence and passages compared as search sees text, and without white space (PDF
+// and wrapped text break lines anywhere).
+std::string squash(std::string_view text) {
+  std::string out;
+  for (char c : docs::normalize_for_search(text)) {
+    if (c != ' ' && c != '\n' && c != '\t' && c != '\r') out += c;
+  }
+  return out;
+}
 
 std::vector<Question> read_questions(const fs::path& path) {
   std::ifstream in(path);
@@ -37,6 +49,7 @@ std::vector<Question> read_questions(const fs::path& path) {
       q.text = j.at("question").get<std::string>();
       q.answerable = j.at("answerable").get<bool>();
       for (const auto& f : j.value("answer_files", nlohmann::json::array())) q.answer_files.push_back(f.get<std::string>());
+      q.evidence = squash(j.value("evidence", std::string()));
       questions.push_back(std::move(q));
     } catch (const nlohmann::json::exception& e) {
       throw Error(ErrorCode::kCorruptFile, tr("{0}:{1}: not a question line ({2})", "{0}:{1}: 質問の行ではありません ({2})",
@@ -90,10 +103,17 @@ RetrievalBenchResult run_retrieval_bench(const RetrievalBenchOptions& options) {
     out.coverage = r.coverage;
     out.refused = r.hits.empty() || r.coverage < result.threshold;
     for (size_t i = 0; i < r.hits.size(); ++i) {
-      if (std::find(q.answer_files.begin(), q.answer_files.end(), r.hits[i].path) != q.answer_files.end()) {
-        out.first_correct_rank = static_cast<int>(i + 1);
-        break;
-      }
+      const bool evidence = !q.evidence.empty() && squash(r.hits[i].text).find(q.evidence) != std::string::npos;
+      if (evidence && out.evidence_rank == 0) out.evidence_rank = static_cast<int>(i + 1);
+      const bool right_file = q.answer_files.empty()
+                                  ? evidence
+                                  : std::find(q.answer_files.begin(), q.answer_files.end(), r.hits[i].path) != q.answer_files.end();
+      if (right_file && out.first_correct_rank == 0) out.first_correct_rank = static_cast<int>(i + 1);
+    }
+    if (q.answerable && !q.evidence.empty()) {
+      ++result.with_evidence;
+      if (out.evidence_rank > 0 && out.evidence_rank <= 5) result.evidence_recall_at_5 += 1;
+      if (out.evidence_rank > 0) result.evidence_mrr_at_10 += 1.0 / out.evidence_rank;
     }
     if (q.answerable) {
       ++result.answerable;
@@ -112,6 +132,10 @@ RetrievalBenchResult run_retrieval_bench(const RetrievalBenchOptions& options) {
     result.refused_answerable /= result.answerable;
   }
   if (result.unanswerable > 0) result.refused_unanswerable /= result.unanswerable;
+  if (result.with_evidence > 0) {
+    result.evidence_recall_at_5 /= result.with_evidence;
+    result.evidence_mrr_at_10 /= result.with_evidence;
+  }
   for (int t = 20; t <= 90; t += 5) {
     const double threshold = t / 100.0;
     double yes = 0;

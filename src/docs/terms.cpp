@@ -111,11 +111,25 @@ std::string normalize_for_search(std::string_view utf8) {
   // Katakana words are written with and without a final long-vowel mark (サーバ/サーバー,
   // ユーザ/ユーザー, フォルダ/フォルダー): the final ー of a katakana word
   // of three or more letters is dropped, so both spellings give the same terms.
+  //
+  // Text wrapped at a fixed width (plain-text manuals, PDF lines) breaks Japanese words
+  // across lines: a line break (with the next line's indentation) between two wide
+  // characters is dropped, so the word is whole again.
   icu::UnicodeString folded;
   const int32_t n = normalized.length();
   int32_t katakana_run = 0;
+  auto wide = [](char16_t c) { return c >= 0x2E80; };
   for (int32_t i = 0; i < n; ++i) {
     const char16_t c = normalized.charAt(i);
+    if (c == u'\n' && folded.length() > 0 && wide(folded.charAt(folded.length() - 1))) {
+      int32_t j = i;
+      while (j < n && (normalized.charAt(j) == u'\n' || normalized.charAt(j) == u' ' || normalized.charAt(j) == u'\t')) ++j;
+      const bool one_break = normalized.tempSubString(i, j - i).indexOf(u'\n', 1) < 0;
+      if (j < n && one_break && wide(normalized.charAt(j))) {
+        i = j - 1;
+        continue;
+      }
+    }
     const bool katakana = c >= 0x30A1 && c <= 0x30FA;
     if (c == 0x30FC && katakana_run >= 2) {
       const char16_t next = i + 1 < n ? normalized.charAt(i + 1) : 0;

@@ -18,6 +18,10 @@ TEST(Terms, NormalizationFoldsWidthsAndCase) {
   EXPECT_EQ(normalize_for_search("データベース"), "データベース");  // only a final one
   EXPECT_EQ(normalize_for_search("フォルダー。"), "フォルダ。");
   EXPECT_EQ(normalize_for_search("キー"), "キー");  // too short to be a spelling variant
+  // A word wrapped across lines is whole again; a blank line (a paragraph) stays.
+  EXPECT_EQ(normalize_for_search("パスフ\n    レーズを設定"), "パスフレーズを設定");
+  EXPECT_EQ(normalize_for_search("設定します。\n\n次に"), "設定します。\n\n次に");
+  EXPECT_EQ(normalize_for_search("ssh\n  keygen"), "ssh\n  keygen");
 }
 
 TEST(Terms, GramsAreBigramsOfNonAsciiRunsAndLoneCharacters) {
