@@ -25,6 +25,8 @@
 
 namespace koto {
 
+class Embedder;
+
 struct IndexProgress {
   int64_t files_done = 0;
   int64_t files_total = 0;  // files to read this run (new or changed)
@@ -105,8 +107,21 @@ class DocIndex {
   // exist (before anything is written).
   IndexReport index(const std::vector<std::filesystem::path>& roots, const IndexOptions& options = {});
 
-  // The `k` best passages for `query`.
-  SearchResult search(std::string_view query, int k = 5);
+  // The `k` best passages for `query`. With an `embedder` (the model that embedded the
+  // passages, see embed_passages) the keyword ranking and the vector ranking (exact
+  // cosine over every passage vector) are fused by reciprocal rank; coverage stays the
+  // keyword measure. Throws kInvalidArgument when the embedder's model is not the one
+  // the index's vectors came from.
+  SearchResult search(std::string_view query, int k = 5, Embedder* embedder = nullptr);
+
+  // Embeds every passage that has no vector yet (all of them the first time; after a
+  // `koto index`, only new and changed files' passages) and stores the vectors.
+  // `progress(done, total)` is called from this thread. Throws kInvalidArgument when the
+  // index already holds vectors of another model (the message names both).
+  int64_t embed_passages(Embedder& embedder, const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+  // The identity and file name of the model whose vectors the index holds ("" when none).
+  std::string embedding_model();
 
   int64_t file_count();
   int64_t chunk_count();

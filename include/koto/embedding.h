@@ -39,6 +39,7 @@ class Embedder {
   ~Embedder();
 
   Pooling pooling() const { return pooling_; }
+  const Model& model() const { return model_; }
   int32_t dimensions() const;
 
   // The embedding of token ids exactly as given (no BOS or EOS added).

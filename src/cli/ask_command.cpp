@@ -18,6 +18,7 @@
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
 #include "koto/doc_index.h"
+#include "koto/embedding.h"
 #include "koto/error.h"
 #include "koto/generate.h"
 #include "koto/grounded_answer.h"
@@ -42,6 +43,7 @@ struct AskOptions {
   std::string chat_template;
   bool show_context = false;
   bool stats = false;
+  std::string embed_model;
 };
 
 std::atomic<bool> g_ask_cancel{false};
@@ -75,7 +77,13 @@ int run_ask(const AskOptions& o) {
   const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   const std::filesystem::path db = o.db.empty() ? DocIndex::default_path() : std::filesystem::path(o.db);
   DocIndex index(db, false);
-  const SearchResult found = index.search(o.question, o.k);
+  std::unique_ptr<Model> embed_model;
+  std::unique_ptr<Embedder> embedder;
+  if (!o.embed_model.empty()) {
+    embed_model = Model::load(o.embed_model);
+    embedder = std::make_unique<Embedder>(*embed_model);
+  }
+  const SearchResult found = index.search(o.question, o.k, embedder.get());
 
   if (o.show_context) {
     std::cerr << tr("koto ask: {0} passage(s) from {1} (coverage of the question {2:.2f}, refusal below {3:.2f}):\n",
@@ -216,6 +224,9 @@ CommandRunner define_ask(CLI::App& command) {
       ->check(CLI::Range(0, 1024));
   command.add_option("--template", o->chat_template,
                      tr("chat format instead of the model's: {0}", "モデルの代わりに使うチャット形式: {0}", chat_family_names()));
+  command.add_option("--embed-model", o->embed_model,
+                     help("the embedding model the index was embedded with (hybrid search)",
+                          "索引の埋め込みに使ったモデル (ハイブリッド検索)"));
   command.add_flag("--show-context", o->show_context,
                    help("print the passages given to the model (stderr)", "モデルに渡す資料を表示 (標準エラー)"));
   command.add_flag("--stats", o->stats, help("print retrieval and generation cost after the answer (stderr)",

@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "koto/doc_index.h"
+#include "koto/embedding.h"
+#include "koto/model.h"
 #include "koto/i18n.h"
 
 namespace koto::cli {
@@ -21,6 +23,7 @@ struct IndexCommandOptions {
   int overlap_chars = 100;
   int threads = 0;
   bool json = false;
+  std::string embed_model;
 };
 
 // On a terminal: one line redrawn in place; otherwise a line per 10 % of the bytes.
@@ -65,6 +68,20 @@ int run_index(const IndexCommandOptions& options) {
   index_options.progress = [&](const IndexProgress& p) { line.update(p); };
   std::vector<std::filesystem::path> roots(options.roots.begin(), options.roots.end());
   const IndexReport r = index.index(roots, index_options);
+  int64_t embedded = 0;
+  if (!options.embed_model.empty()) {
+    LoadOptions load_options;
+    load_options.n_threads = options.threads;
+    const std::unique_ptr<Model> model = Model::load(options.embed_model, load_options);
+    Embedder embedder(*model);
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
+    embedded = index.embed_passages(embedder, [&](int64_t done, int64_t total) {
+      std::fprintf(stderr, "%s%s%s", tty ? "\r\x1b[K" : "",
+                   tr("embedding passages: {0}/{1}", "断片の埋め込み: {0}/{1}", done, total).c_str(),
+                   tty && done < total ? "" : "\n");
+      std::fflush(stderr);
+    });
+  }
 
   if (options.json) {
     nlohmann::json skipped = nlohmann::json::array();
@@ -78,6 +95,7 @@ int run_index(const IndexCommandOptions& options) {
                                 {"skipped", skipped},
                                 {"chunks_written", r.chunks_written},
                                 {"chunks_total", r.chunks_total},
+                                {"passages_embedded", embedded},
                                 {"bytes_read", r.bytes_read},
                                 {"seconds", r.seconds}};
     fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -91,6 +109,7 @@ int run_index(const IndexCommandOptions& options) {
                         db.string(), r.files_indexed, formats.empty() ? "" : " (" + formats + ")", r.files_unchanged,
                         r.files_removed, r.files_ignored, r.chunks_written, r.chunks_total,
                         static_cast<double>(r.bytes_read) / 1e6, r.seconds));
+    if (embedded > 0) fmt::print("{}", tr("  {0} passages embedded\n", "  {0} 個の断片を埋め込みました\n", embedded));
     if (!r.skipped.empty()) {
       fmt::print("{}", tr("  skipped {0} file(s):\n", "  読めなかったファイル {0} 件:\n", r.skipped.size()));
       for (const SkippedFile& s : r.skipped) fmt::print("    {}: {}\n", s.path, s.reason);
@@ -117,6 +136,9 @@ CommandRunner define_index(CLI::App& command) {
   command.add_option("-t,--threads", options->threads,
                      std::string(pick("reader threads (default: one per CPU)", "読み込みスレッド数 (既定: CPU ごとに 1)")));
   command.add_flag("--json", options->json, std::string(pick("print the summary as JSON", "結果を JSON で表示")));
+  command.add_option("--embed-model", options->embed_model,
+                     std::string(pick("also embed every passage with this embedding model (GGUF), for hybrid search",
+                                      "この埋め込みモデル (GGUF) で各断片のベクトルも作る (ハイブリッド検索用)")));
   return [options] { return run_index(*options); };
 }
 

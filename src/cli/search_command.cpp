@@ -6,6 +6,8 @@
 
 #include "cli/commands.h"
 #include "koto/doc_index.h"
+#include "koto/embedding.h"
+#include "koto/model.h"
 #include "koto/i18n.h"
 
 namespace koto::cli {
@@ -16,6 +18,7 @@ struct SearchCommandOptions {
   std::string db;
   int k = 5;
   bool json = false;
+  std::string embed_model;
 };
 
 // The first `max_chars` characters of s, on a character boundary, lines joined.
@@ -40,7 +43,13 @@ std::string snippet(const std::string& s, size_t max_chars) {
 int run_search(const SearchCommandOptions& options) {
   const std::filesystem::path db = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
   DocIndex index(db, false);
-  const SearchResult result = index.search(options.query, options.k);
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Embedder> embedder;
+  if (!options.embed_model.empty()) {
+    model = Model::load(options.embed_model);
+    embedder = std::make_unique<Embedder>(*model);
+  }
+  const SearchResult result = index.search(options.query, options.k, embedder.get());
   if (options.json) {
     nlohmann::json hits = nlohmann::json::array();
     for (const SearchHit& h : result.hits) {
@@ -76,6 +85,9 @@ CommandRunner define_search(CLI::App& command) {
                      tr("index file (default {0})", "索引ファイル (既定 {0})", DocIndex::default_path().string()));
   command.add_option("-k", options->k, std::string(pick("number of passages (default 5)", "表示する断片の数 (既定 5)")))
       ->check(CLI::Range(1, 100));
+  command.add_option("--embed-model", options->embed_model,
+                     std::string(pick("the embedding model the index was embedded with: fuse keyword and vector rankings",
+                                      "索引の埋め込みに使ったモデル: キーワードとベクトルの順位を融合")));
   command.add_flag("--json", options->json,
                    std::string(pick("print the hits as a JSON array, best first", "結果を JSON の配列で表示 (良い順)")));
   return [options] { return run_search(*options); };

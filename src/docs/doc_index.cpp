@@ -10,6 +10,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -22,7 +23,10 @@
 #include "docs/chunker.h"
 #include "docs/extract.h"
 #include "docs/terms.h"
+#include "koto/embedding.h"
 #include "koto/error.h"
+#include "koto/gguf.h"
+#include "koto/gguf_identity.h"
 #include "koto/i18n.h"
 
 namespace koto {
@@ -63,6 +67,15 @@ class Stmt {
   Stmt& bind(int i, std::string_view v) {
     check(sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     return *this;
+  }
+  Stmt& bind_blob(int i, const void* data, size_t bytes) {
+    check(sqlite3_bind_blob(stmt_.get(), i, data, static_cast<int>(bytes), SQLITE_TRANSIENT));
+    return *this;
+  }
+  std::string_view blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_.get(), col);
+    return p == nullptr ? std::string_view()
+                        : std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_.get(), col)));
   }
   // True while there is a row.
   bool step() {
@@ -196,6 +209,9 @@ CREATE TABLE IF NOT EXISTS chunks(
   n_words INTEGER NOT NULL,       -- terms in words, bigrams in norm (BM25's lengths)
   n_grams INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id);
+CREATE TABLE IF NOT EXISTS vectors(
+  chunk_id INTEGER PRIMARY KEY,   -- chunks.id
+  v BLOB NOT NULL);               -- float32 little-endian, L2-normalised, meta 'embed_dims' values
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(words, content='chunks', content_rowid='id', tokenize='koto_words');
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_grams USING fts5(norm, content='chunks', content_rowid='id', tokenize='koto_grams');
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_words_vocab USING fts5vocab(fts_words, 'row');
@@ -348,6 +364,56 @@ struct DocIndex::Impl {
     return *cached_stats;
   }
 
+  // Passage vectors, loaded on the first vector search: [n][dims] and their chunk ids.
+  bool vectors_loaded = false;
+  std::vector<int64_t> vector_ids;
+  std::vector<float> vector_values;
+  int64_t vector_dims = 0;
+
+  std::string meta(const char* key) {
+    Stmt s(db.get(), "SELECT value FROM meta WHERE key = ?1");
+    s.bind(1, std::string_view(key));
+    return s.step() ? s.text(0) : std::string();
+  }
+  void set_meta(const char* key, const std::string& value) {
+    Stmt s(db.get(), "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    s.bind(1, std::string_view(key)).bind(2, value).run();
+  }
+  // Refuses an embedder of another model than the index's vectors.
+  void check_embedder(const Embedder& embedder) {
+    const std::string have = meta("embed_model");
+    const std::string want = embedder_identity(embedder);
+    if (!have.empty() && have != want) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  tr("{0}: its passage vectors were made by {1}, not by {2}; use that model, or delete the index and run "
+                     "koto index again",
+                     "{0}: 索引のベクトルは {1} で作られたもので、{2} ではありません。同じモデルを使うか、索引を削除して "
+                     "koto index をやり直してください",
+                     path.string(), have, want));
+    }
+  }
+  static std::string embedder_identity(const Embedder& embedder) {
+    const GgufFile& file = embedder.model().file();
+    return std::filesystem::path(file.path()).filename().string() + " " + gguf_identity(file);
+  }
+  void load_vectors() {
+    if (vectors_loaded) return;
+    vector_ids.clear();
+    vector_values.clear();
+    const std::string dims_text = meta("embed_dims");
+    vector_dims = dims_text.empty() ? 0 : std::stoll(dims_text);
+    Stmt s(db.get(), "SELECT chunk_id, v FROM vectors ORDER BY chunk_id");
+    while (s.step()) {
+      const std::string_view blob = s.blob(1);
+      if (vector_dims <= 0 || blob.size() != static_cast<size_t>(vector_dims) * sizeof(float)) continue;
+      vector_ids.push_back(s.integer(0));
+      const size_t at = vector_values.size();
+      vector_values.resize(at + static_cast<size_t>(vector_dims));
+      std::memcpy(&vector_values[at], blob.data(), blob.size());
+    }
+    vectors_loaded = true;
+  }
+
   docs::TermExtractor& query_terms() {
     if (!terms) terms = std::make_unique<docs::TermExtractor>();
     return *terms;
@@ -361,6 +427,9 @@ struct DocIndex::Impl {
     Stmt del_grams(db.get(),
                    "INSERT INTO fts_grams(fts_grams, rowid, norm) SELECT 'delete', id, norm FROM chunks WHERE file_id = ?1");
     del_grams.bind(1, file_id).run();
+    Stmt del_vectors(db.get(), "DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE file_id = ?1)");
+    del_vectors.bind(1, file_id).run();
+    vectors_loaded = false;
     Stmt del(db.get(), "DELETE FROM chunks WHERE file_id = ?1");
     del.bind(1, file_id).run();
   }
@@ -424,6 +493,60 @@ DocIndex::DocIndex(const fs::path& path, bool create) : impl_(std::make_unique<I
 }
 
 DocIndex::~DocIndex() = default;
+
+std::string DocIndex::embedding_model() { return impl_->meta("embed_model"); }
+
+int64_t DocIndex::embed_passages(Embedder& embedder, const std::function<void(int64_t, int64_t)>& progress) {
+  sqlite3* db = impl_->db.get();
+  impl_->check_embedder(embedder);
+  std::vector<std::pair<int64_t, std::string>> missing;
+  {
+    Stmt s(db,
+           "SELECT c.id, c.heading, c.text FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id) "
+           "ORDER BY c.id");
+    while (s.step()) {
+      const std::string heading = s.text(1);
+      missing.emplace_back(s.integer(0), heading.empty() ? s.text(2) : heading + "\n" + s.text(2));
+    }
+  }
+  const int64_t total = static_cast<int64_t>(missing.size());
+  if (total == 0) return 0;
+  exec(db, "BEGIN IMMEDIATE");
+  try {
+    impl_->set_meta("embed_model", Impl::embedder_identity(embedder));
+    impl_->set_meta("embed_dims", std::to_string(embedder.dimensions()));
+    impl_->set_meta("embed_pooling", pooling_name(embedder.pooling()));
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  Stmt insert(db, "INSERT OR REPLACE INTO vectors(chunk_id, v) VALUES(?1, ?2)");
+  // Vectors are committed every ~second: an interrupted run keeps what it made.
+  auto last_commit = Clock::now();
+  exec(db, "BEGIN IMMEDIATE");
+  int64_t done = 0;
+  try {
+    for (const auto& [id, text] : missing) {
+      const std::vector<float> v = embedder.embed_text(text, /*is_query=*/false);
+      insert.bind(1, id).bind_blob(2, v.data(), v.size() * sizeof(float)).run();
+      ++done;
+      if (Clock::now() - last_commit > std::chrono::seconds(1)) {
+        exec(db, "COMMIT");
+        exec(db, "BEGIN IMMEDIATE");
+        last_commit = Clock::now();
+        if (progress) progress(done, total);
+      }
+    }
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  impl_->vectors_loaded = false;
+  if (progress) progress(done, total);
+  return done;
+}
 
 int64_t DocIndex::file_count() {
   Stmt s(impl_->db.get(), "SELECT count(*) FROM files");
@@ -726,7 +849,7 @@ const Ranking& ranking() {
 
 }  // namespace
 
-SearchResult DocIndex::search(std::string_view query, int k) {
+SearchResult DocIndex::search(std::string_view query, int k, Embedder* embedder) {
   const Clock::time_point start = Clock::now();
   const Ranking& rk = ranking();
   SearchResult result;
@@ -804,7 +927,7 @@ SearchResult DocIndex::search(std::string_view query, int k) {
   };
   find("SELECT rowid FROM fts_words WHERE fts_words MATCH ?1 ORDER BY rank LIMIT ?2", word_terms);
   find("SELECT rowid FROM fts_grams WHERE fts_grams MATCH ?1 ORDER BY rank LIMIT ?2", gram_terms);
-  if (candidates.empty()) return done();
+  if (candidates.empty() && embedder == nullptr) return done();
 
   // 3. Every candidate scored by BM25 over all the question's terms, words and bigrams
   //    separately, then fused.
@@ -869,6 +992,57 @@ SearchResult DocIndex::search(std::string_view query, int k) {
   }
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.fused > b.fused || (a.fused == b.fused && a.id < b.id); });
+  if (embedder != nullptr) {
+    // Reciprocal rank fusion of the keyword ranking and the vector ranking (k = 60).
+    constexpr double kRrf = 60;
+    constexpr size_t kVectorCandidates = 100;
+    impl_->check_embedder(*embedder);
+    impl_->load_vectors();
+    const std::vector<float> q = embedder->embed_text(query, /*is_query=*/true);
+    const size_t dims = static_cast<size_t>(impl_->vector_dims);
+    std::vector<std::pair<float, int64_t>> similar;
+    if (q.size() == dims && dims > 0) {
+      const size_t n = impl_->vector_ids.size();
+      similar.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        const float* v = &impl_->vector_values[i * dims];
+        float dot = 0;
+        for (size_t j = 0; j < dims; ++j) dot += q[j] * v[j];
+        similar.emplace_back(dot, impl_->vector_ids[i]);
+      }
+      const size_t top = std::min(similar.size(), kVectorCandidates);
+      std::partial_sort(similar.begin(), similar.begin() + static_cast<std::ptrdiff_t>(top), similar.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+      similar.resize(top);
+    }
+    std::unordered_map<int64_t, size_t> keyword_rank;
+    for (size_t i = 0; i < candidates.size(); ++i) keyword_rank[candidates[i].id] = i + 1;
+    std::unordered_map<int64_t, size_t> vector_rank;
+    Stmt fetch_terms(db, "SELECT words, norm FROM chunks WHERE id = ?1");
+    for (size_t i = 0; i < similar.size(); ++i) {
+      const int64_t id = similar[i].second;
+      vector_rank[id] = i + 1;
+      if (keyword_rank.count(id) == 0) {
+        Candidate c;
+        c.id = id;
+        fetch_terms.bind(1, id);
+        if (fetch_terms.step()) {
+          c.words = " " + fetch_terms.text(0) + " ";
+          c.norm = fetch_terms.text(1);
+        }
+        fetch_terms.reset();
+        candidates.push_back(std::move(c));
+      }
+    }
+    for (Candidate& c : candidates) {
+      const auto kw = keyword_rank.find(c.id);
+      const auto vec = vector_rank.find(c.id);
+      c.fused = (kw != keyword_rank.end() ? 1.0 / (kRrf + static_cast<double>(kw->second)) : 0.0) +
+                (vec != vector_rank.end() ? 1.0 / (kRrf + static_cast<double>(vec->second)) : 0.0);
+    }
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.fused > b.fused || (a.fused == b.fused && a.id < b.id); });
+  }
   if (candidates.size() > static_cast<size_t>(std::max(k, 0))) candidates.resize(static_cast<size_t>(std::max(k, 0)));
 
   // 4. How much of the question the best passage covers: the share of the content

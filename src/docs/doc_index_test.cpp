@@ -12,7 +12,9 @@
 #include <string>
 #include <thread>
 
+#include "koto/embedding.h"
 #include "koto/error.h"
+#include "koto/model.h"
 
 namespace koto {
 namespace {
@@ -214,6 +216,50 @@ TEST_F(DocIndexTest, KilledWhileIndexingLeavesAnIndexThatOpensAndIsCompletedNext
   const SearchResult r = index.search("文書123 社内規程123", 1);
   ASSERT_EQ(r.hits.size(), 1u);
   EXPECT_EQ(r.hits[0].path, "doc123.md");
+}
+
+}  // namespace
+}  // namespace koto
+
+namespace koto {
+namespace {
+
+TEST_F(DocIndexTest, PassageVectorsAreMadeOnceFusedInSearchAndTiedToTheirModel) {
+  write("a.md", "# 経費\n\n経費精算の締め日は毎月二十五日です。\n\n# 休暇\n\n有給休暇は三日前までに申請します。\n");
+  write("b.txt", "会議室は社内ポータルから予約します。\n");
+  DocIndex index(db(), true);
+  index.index({docs()});
+  const auto model = Model::load(std::string(KOTO_FIXTURES_DIR) + "/arch/qwen3-F32.gguf");
+  Embedder embedder(*model);
+  EXPECT_EQ(index.embedding_model(), "");
+  EXPECT_EQ(index.embed_passages(embedder), index.chunk_count());
+  EXPECT_NE(index.embedding_model().find("qwen3-F32.gguf "), std::string::npos);
+  EXPECT_EQ(index.embed_passages(embedder), 0);  // nothing missing
+
+  // A passage's own text as the question: the vector ranking puts it first.
+  SearchResult r = index.search("休暇\n有給休暇は三日前までに申請します。", 3, &embedder);
+  ASSERT_FALSE(r.hits.empty());
+  EXPECT_EQ(r.hits[0].text, "有給休暇は三日前までに申請します。");
+  // Words that are nowhere: keywords find nothing, vectors still rank every passage.
+  EXPECT_TRUE(index.search("zzqx vvwy", 3).hits.empty());
+  EXPECT_EQ(index.search("zzqx vvwy", 3, &embedder).hits.size(), 3u);
+
+  // A changed file: only its passages are embedded again.
+  write("b.txt", "会議室は社内ポータルから予約します。\n\n備品は総務に申請します。\n");
+  fs::last_write_time(docs() / "b.txt", fs::last_write_time(docs() / "b.txt") + std::chrono::seconds(5));
+  index.index({docs()});
+  EXPECT_EQ(index.embed_passages(embedder), 1);
+
+  // Another model's vectors would not be comparable: refused, naming both.
+  const auto other = Model::load(std::string(KOTO_FIXTURES_DIR) + "/arch/llama-gqa-F32.gguf");
+  Embedder wrong(*other);
+  try {
+    index.search("経費", 3, &wrong);
+    FAIL() << "searched with another model's embedder";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("qwen3-F32.gguf"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -300,6 +300,18 @@ json parse_body(std::string_view body) {
 ChatCompletionRequest parse_chat_completion_request(const json& body, const ApiLimits& limits) {
   ChatCompletionRequest request;
   request.params = parse_params(body, limits);
+  if (const json* documents = field(body, "koto_documents")) {
+    if (documents->is_boolean()) {
+      if (documents->get<bool>()) request.documents = DocumentsOption{};
+    } else if (documents->is_object()) {
+      DocumentsOption option;
+      if (const auto k = get_integer(*documents, "k", 1, 20)) option.k = static_cast<int>(*k);
+      if (const auto m = get_number(*documents, "min_coverage", 0, 1)) option.min_coverage = *m;
+      request.documents = option;
+    } else {
+      throw wrong_type("koto_documents", *documents, "a boolean or an object", "真偽値かオブジェクト");
+    }
+  }
   const json* messages = field(body, "messages");
   if (messages == nullptr) {
     throw bad_request("messages", pick("'messages' is required: the conversation to answer, e.g. [{\"role\": \"user\", \"content\": \"こんにちは\"}]",

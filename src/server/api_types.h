@@ -66,9 +66,18 @@ struct GenerationParams {
   bool ignore_eos = false;           // koto's (and llama.cpp's) extension: generate exactly max_tokens
 };
 
+// koto's extension of chat completions: "koto_documents": true, or {"k": 5,
+// "min_coverage": 0.3}, answers the last user message from the document index only
+// (koto/grounded_answer.h), with the passages in the response.
+struct DocumentsOption {
+  int k = 5;
+  double min_coverage = -1;  // < 0: DocIndex's default
+};
+
 struct ChatCompletionRequest {
   GenerationParams params;
   std::vector<ChatMessage> messages;  // a leading system (or developer) message first, as ChatTemplate wants it
+  std::optional<DocumentsOption> documents;
 };
 
 struct TextCompletionRequest {

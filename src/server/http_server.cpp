@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -44,6 +45,8 @@ struct LogRecord {
   std::string note;
 };
 thread_local LogRecord t_log;
+// Grounded chat's passages, from chat_completions to generate() on the same thread.
+thread_local nlohmann::json t_sources;
 
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
@@ -119,7 +122,12 @@ struct HttpServer::Impl {
     bool stream = false;
     bool include_usage = false;
     Language language = Language::kEnglish;
+    // Grounded chat: the passages given to the model, [{number, path, ...}]; null otherwise.
+    json sources;
   };
+  // The open document index (opened on first use under docs_mutex); 404 when there is none.
+  DocIndex& open_docs();
+  void grounded_refusal(const ChatCompletionRequest& parsed, const json& sources, httplib::Response& res);
   std::shared_ptr<RequestHandle> submit(CompletionRequest request, const std::string& partition,
                                         const std::string& prompt_for_log);
   void generate(CompletionRequest request, const GenerationParams& params, LeadingSpace leading_space,
@@ -203,6 +211,7 @@ void HttpServer::Impl::register_routes() {
   http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     t_log = LogRecord{};
     t_log.active = true;
+    t_sources = nlohmann::json();
     t_log.start = Clock::now();
     t_log.method = req.method;
     t_log.path = req.path;
@@ -437,12 +446,57 @@ void HttpServer::Impl::generate(CompletionRequest request, const GenerationParam
   g.stream = params.stream;
   g.include_usage = params.include_usage;
   g.language = language();
+  g.sources = std::move(t_sources);
+  t_sources = json();
   respond(std::move(g), res);
 }
 
 void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res) {
   ChatCompletionRequest parsed = parse_chat_completion_request(parse_body(call.body), limits);
   check_model_name(parsed.params.model, model_id);
+  if (parsed.documents) {
+    // The question is the last user message; the model gets only the passages.
+    const auto last_user = std::find_if(parsed.messages.rbegin(), parsed.messages.rend(),
+                                        [](const ChatMessage& m) { return m.role == "user"; });
+    if (last_user == parsed.messages.rend()) {
+      throw bad_request("messages", pick("koto_documents needs a user message to answer",
+                                         "koto_documents には答える user メッセージが必要です")
+                                        .data(),
+                        "invalid_value");
+    }
+    const std::string question = last_user->content;
+    SearchResult found;
+    {
+      const std::lock_guard<std::mutex> lock(docs_mutex);
+      found = open_docs().search(question, parsed.documents->k);
+    }
+    json sources = json::array();
+    for (size_t i = 0; i < found.hits.size(); ++i) {
+      const SearchHit& h = found.hits[i];
+      json source = {{"number", i + 1},         {"path", h.path},       {"line_start", h.line_start},
+                     {"line_end", h.line_end}, {"heading", h.heading}, {"text", h.text}};
+      if (h.page > 0) source["page"] = h.page;
+      sources.push_back(std::move(source));
+    }
+    const double min_coverage = parsed.documents->min_coverage >= 0 ? parsed.documents->min_coverage : DocIndex::kDefaultMinCoverage;
+    if (should_refuse(found, min_coverage)) {
+      grounded_refusal(parsed, json::array(), res);
+      return;
+    }
+    // The passages that fit in a slot's context with room for an answer: the
+    // lowest-ranked go first.
+    std::vector<SearchHit> passages = found.hits;
+    const int32_t answer_room = parsed.params.max_tokens < 0 ? 256 : std::min(parsed.params.max_tokens, 256);
+    const size_t room = static_cast<size_t>(std::max(1, scheduler->n_ctx() - answer_room));
+    for (;;) {
+      const GroundedPrompt grounded = build_grounded_prompt(question, passages);
+      parsed.messages = {ChatMessage{"system", grounded.system}, ChatMessage{"user", grounded.user}};
+      if (passages.size() <= 1 || tokenize_prompt(model->tokenizer(), chat->render(parsed.messages)).size() <= room) break;
+      passages.pop_back();
+    }
+    sources.erase(sources.begin() + static_cast<std::ptrdiff_t>(passages.size()), sources.end());
+    t_sources = std::move(sources);
+  }
   if (parsed.messages.front().role != "system" && !options.system_prompt.empty()) {
     parsed.messages.insert(parsed.messages.begin(), ChatMessage{"system", options.system_prompt});
   }
@@ -562,17 +616,7 @@ void HttpServer::Impl::embeddings(const Call& call, httplib::Response& res) {
 void HttpServer::Impl::search(const Call& call, httplib::Response& res) {
   const SearchRequest parsed = parse_search_request(parse_body(call.body));
   const std::lock_guard<std::mutex> lock(docs_mutex);
-  if (!docs) {
-    const std::filesystem::path path = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
-    try {
-      docs = std::make_unique<DocIndex>(path, false);
-    } catch (const Error& e) {
-      throw ApiError(404, "invalid_request_error", "no_document_index", "",
-                     tr("no document index is open: {0} (start koto serve with --db, after koto index)",
-                        "文書索引を開けません: {0} (koto index の後、koto serve を --db 付きで起動してください)", e.what()));
-    }
-  }
-  const SearchResult result = docs->search(parsed.query, parsed.k);
+  const SearchResult result = open_docs().search(parsed.query, parsed.k);
   json hits = json::array();
   for (const SearchHit& h : result.hits) {
     json hit = {{"path", h.path},         {"score", h.score},     {"line_start", h.line_start},
@@ -586,6 +630,48 @@ void HttpServer::Impl::search(const Call& call, httplib::Response& res) {
              {"coverage", result.coverage},
              {"not_in_documents", should_refuse(result)},
              {"search_ms", 1000 * result.seconds}});
+}
+
+DocIndex& HttpServer::Impl::open_docs() {
+  if (!docs) {
+    const std::filesystem::path path = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
+    try {
+      docs = std::make_unique<DocIndex>(path, false);
+    } catch (const Error& e) {
+      throw ApiError(404, "invalid_request_error", "no_document_index", "",
+                     tr("no document index is open: {0} (start koto serve with --db, after koto index)",
+                        "文書索引を開けません: {0} (koto index の後、koto serve を --db 付きで起動してください)", e.what()));
+    }
+  }
+  return *docs;
+}
+
+// The documents do not say: the fixed sentence, in the shape of a normal answer, without
+// running the model.
+void HttpServer::Impl::grounded_refusal(const ChatCompletionRequest& parsed, const json& sources, httplib::Response& res) {
+  const ResponseIdentity who{new_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
+  t_log.id = who.id;
+  t_log.note = "not-in-documents";
+  RequestStats stats;
+  stats.stop_reason = StopReason::kEndOfGeneration;
+  const std::string text(kNotInDocuments);
+  if (!parsed.params.stream) {
+    json body = chat_completion_json(who, text, stats);
+    body["koto_sources"] = sources;
+    body["koto_not_in_documents"] = true;
+    send_json(res, 200, body);
+    return;
+  }
+  std::string events = sse_event(chat_chunk_json(who, {{"role", "assistant"}, {"content", ""}}, std::nullopt, parsed.params.include_usage));
+  events += sse_event(chat_chunk_json(who, {{"content", text}}, std::nullopt, parsed.params.include_usage));
+  json last = chat_chunk_json(who, json::object(), finish_reason(stats.stop_reason), parsed.params.include_usage);
+  last["koto_sources"] = sources;
+  last["koto_not_in_documents"] = true;
+  events += sse_event(last);
+  if (parsed.params.include_usage) events += sse_event(usage_chunk_json(who, true, stats));
+  events += std::string(kSseDone);
+  res.status = 200;
+  res.set_content(events, "text/event-stream");
 }
 
 // ---- responses of generations ----
@@ -677,6 +763,10 @@ bool HttpServer::Impl::stream_events(Generation& g, httplib::DataSink& sink) {
     json last = g.chat ? chat_chunk_json(g.who, json::object(), finish_reason(stats.stop_reason), g.include_usage)
                        : completion_chunk_json(g.who, "", finish_reason(stats.stop_reason), g.include_usage);
     last["timings"] = timings_json(stats);
+    if (!g.sources.is_null()) {
+      last["koto_sources"] = g.sources;
+      last["koto_cited"] = cited_passages(text, static_cast<int>(g.sources.size()));
+    }
     record_end(stats, text);
     bool ok = write(sink, sse_event(last));
     if (ok && g.include_usage) ok = write(sink, sse_event(usage_chunk_json(g.who, g.chat, stats)));
@@ -709,6 +799,10 @@ bool HttpServer::Impl::collect_events(Generation& g, httplib::DataSink& sink) {
                                                          .data()));
     } else {
       body = g.chat ? chat_completion_json(g.who, text, event->stats) : completion_json(g.who, text, event->stats);
+      if (!g.sources.is_null()) {
+        body["koto_sources"] = g.sources;
+        body["koto_cited"] = cited_passages(text, static_cast<int>(g.sources.size()));
+      }
     }
     const bool ok = write(sink, body.dump(-1, ' ', false, json::error_handler_t::replace));
     if (ok) sink.done();

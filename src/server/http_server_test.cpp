@@ -741,3 +741,67 @@ TEST(HttpServer, SearchAnswersFromTheDocumentIndex) {
 
 }  // namespace
 }  // namespace koto::server
+
+namespace koto::server {
+namespace {
+
+TEST(HttpServer, GroundedChatAnswersFromTheDocumentsOrSaysTheyDoNot) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "koto_http_grounded";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "docs");
+  std::ofstream(dir / "docs" / "経費.md") << "# 経費精算\n\n経費精算の締め日は毎月二十五日です。\n";
+  {
+    DocIndex index(dir / "index.db", true);
+    index.index({dir / "docs"});
+  }
+  ServerOptions options;
+  options.db = (dir / "index.db").string();
+  options.log_prompts = true;
+  testing::ChainModelOptions model_options;
+  model_options.context_length = 4096;  // byte tokens: the passages and instruction take ~1,100
+  Served served(chain_path("grounded", model_options), options);
+  auto c = served.client();
+
+  json body = body_of(post(c, "/v1/chat/completions",
+                           {{"messages", {{{"role", "user"}, {"content", "経費精算の締め日はいつですか？"}}}},
+                            {"max_tokens", 4},
+                            {"koto_documents", true}}));
+  ASSERT_EQ(body["koto_sources"].size(), 1u) << body.dump();
+  EXPECT_EQ(body["koto_sources"][0]["number"], 1);
+  EXPECT_EQ(body["koto_sources"][0]["path"], "経費.md");
+  EXPECT_EQ(body["koto_sources"][0]["text"], "経費精算の締め日は毎月二十五日です。");
+  EXPECT_TRUE(body["koto_cited"].is_array());
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  // The model was given the numbered passage and the instruction.
+  bool prompt_had_passage = false;
+  for (const std::string& line : served.log()) {
+    prompt_had_passage = prompt_had_passage || (line.find("[1] 出典: 経費.md") != std::string::npos &&
+                                                line.find("資料には記載がありません。") != std::string::npos);
+  }
+  EXPECT_TRUE(prompt_had_passage);
+
+  // Nothing relevant: the fixed sentence, without the model, in both response shapes.
+  const json refuse = {{"messages", {{{"role", "user"}, {"content", "社員旅行の行き先はどこですか？"}}}}, {"koto_documents", true}};
+  body = body_of(post(c, "/v1/chat/completions", refuse));
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "資料には記載がありません。");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(body["koto_not_in_documents"], true);
+  json streamed = refuse;
+  streamed["stream"] = true;
+  const auto r = post(c, "/v1/chat/completions", streamed);
+  ASSERT_TRUE(r);
+  const std::vector<std::string> events = sse_events(r->body);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(json::parse(events[0])["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(json::parse(events[1])["choices"][0]["delta"]["content"], "資料には記載がありません。");
+  EXPECT_EQ(json::parse(events[2])["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(events[3], "[DONE]");
+
+  expect_error(post(c, "/v1/chat/completions",
+                    {{"messages", {{{"role", "user"}, {"content", "経費"}}}}, {"koto_documents", "yes"}}),
+               400, "invalid_type");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace koto::server
