@@ -839,7 +839,7 @@ struct Ranking {
   double words_weight = 0.8;     // of the fused score; the rest is the bigrams'
   double max_df_share = 0.02;    // terms in more passages than this find no candidates...
   int min_finding_terms = 3;     // ...unless fewer than this many rarer ones exist
-  int candidates_per_side = 300;
+  int candidates_per_side = 150;  // 300 ranked the same on ja-manpages, 25 % slower
 };
 
 const Ranking& ranking() {
