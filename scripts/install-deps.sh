@@ -17,6 +17,7 @@ packages=(
   libmecab-dev mecab-ipadic-utf8     # Japanese words for search (morphological analysis)
   libpoppler-cpp-dev                 # text of PDF pages
   libxml2-dev                        # HTML documents (tolerant parser)
+  libedit-dev                        # koto chat: line editing and history (BSD licence)
 )
 missing=()
 for p in "${packages[@]}"; do

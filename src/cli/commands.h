@@ -39,5 +39,6 @@ CommandRunner define_index(CLI::App& command);
 CommandRunner define_search(CLI::App& command);
 CommandRunner define_ask(CLI::App& command);
 CommandRunner define_embed(CLI::App& command);
+CommandRunner define_chat(CLI::App& command);
 
 }  // namespace koto::cli

@@ -25,6 +25,8 @@ constexpr Command kCommands[] = {
     {"tokenize", "Turn text into token ids, or ids back into text (--decode)",
      "テキストをトークン ID に変換 (--decode で ID からテキストへ)", define_tokenize},
     {"run", "Answer one prompt with a model and stream the answer", "モデルで一つの質問に答え、回答を逐次表示", define_run},
+    {"chat", "Talk with a model in the terminal (each turn reuses the conversation's cache)",
+     "端末でモデルと会話する (各ターンは会話のキャッシュを再利用)", define_chat},
     {"serve", "Serve a model over an OpenAI-compatible HTTP API, to several clients at once",
      "モデルを OpenAI 互換の HTTP API で提供 (複数の利用者に同時に)", define_serve},
     {"index", "Index folders of documents (text, Markdown, HTML, PDF) for search and grounded answers",
