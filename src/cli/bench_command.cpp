@@ -16,6 +16,7 @@
 #include "koto/i18n.h"
 #include "cli/usage_error.h"
 #include "koto/retrieval_bench.h"
+#include "koto/timeline.h"
 #include "server/serve_bench.h"
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,7 @@ struct BenchCommandOptions {
   std::string corpus;
   std::string questions;
   std::string db;
+  std::string timeline;
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -144,11 +146,22 @@ int run_retrieval_bench_command(BenchCommandOptions& options) {
 
 int run_bench_command(BenchCommandOptions& options) {
   options.bench.bandwidth_bytes = options.bandwidth_mb << 20;
-  options.bench.progress = [](const std::string& note) {
+  std::unique_ptr<TimelineRecorder> timeline;
+  if (!options.timeline.empty()) timeline = std::make_unique<TimelineRecorder>();
+  // Each phase the benchmark announces is a mark of the timeline.
+  options.bench.progress = [&timeline](const std::string& note) {
+    if (timeline) timeline->mark(note);
     std::fprintf(stderr, "%s\n", tr("koto bench: {0}…", "koto bench: {0}…", note).c_str());
     std::fflush(stderr);
   };
   const BenchResult result = run_bench(options.bench);
+  if (timeline) {
+    timeline->mark("end");
+    timeline->stop();
+    write_timeline(options.timeline, *timeline,
+                   {std::filesystem::path(options.bench.model_path).filename().string(), result.load_seconds.mean,
+                    result.ttft_seconds.mean, result.tg_tokens_per_second.mean, 0});
+  }
 
   const std::string text = options.json       ? bench_json(result)
                            : options.csv      ? bench_csv(result)
@@ -191,6 +204,9 @@ CommandRunner define_bench(CLI::App& command) {
   command.add_option("--results-dir", options->results_dir,
                      std::string(pick("also save the JSON result in this folder (e.g. bench/results)",
                                       "JSON の結果をこのフォルダにも保存 (例: bench/results)")));
+  command.add_option("--timeline", options->timeline,
+                     std::string(pick("draw CPU, memory and the benchmark's phases over time: an SVG (or .html) and FILE.json",
+                                      "CPU・メモリ・ベンチマークの段階の推移を SVG (または .html) と FILE.json に描く")));
   command.add_flag("--retrieval", options->retrieval,
                    std::string(pick("measure document retrieval: index --corpus, ask --questions (recall@5, MRR@10, refusals, "
                                     "query time); no model needed",

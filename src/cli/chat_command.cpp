@@ -30,9 +30,11 @@
 #include "cli/commands.h"
 #include "koto/conversation.h"
 #include "koto/error.h"
+#include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "koto/memory_check.h"
 #include "koto/model.h"
+#include "koto/timeline.h"
 
 namespace koto::cli {
 namespace {
@@ -48,6 +50,7 @@ struct ChatOptions {
   int64_t seed = -1;
   std::string history;
   bool no_history = false;
+  std::string timeline;
 };
 
 std::atomic<bool> g_chat_cancel{false};
@@ -227,6 +230,13 @@ void use_utf8_locale() {
 int run_chat(const ChatOptions& o) {
   const bool terminal = ::isatty(STDIN_FILENO) != 0;
   if (terminal) use_utf8_locale();
+  std::unique_ptr<TimelineRecorder> timeline;
+  if (!o.timeline.empty()) timeline = std::make_unique<TimelineRecorder>();
+  auto mark = [&](const char* phase) {
+    if (timeline) timeline->mark(phase);
+  };
+  const auto started = std::chrono::steady_clock::now();
+  mark("load");
   const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   LoadOptions load_options;
   load_options.n_threads = o.threads;
@@ -237,6 +247,9 @@ int run_chat(const ChatOptions& o) {
   const int32_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min<int32_t>(model->params().n_ctx_train > 0 ? model->params().n_ctx_train : 4096, 4096);
   require_memory(*model, n_ctx);
   Scheduler scheduler(*model, scheduler_options);
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (timeline) timeline->watch_mapping(model->file().bytes().data(), model->file().bytes().size());
+  mark("idle");
   ChatTemplate chat_template = forced_family ? ChatTemplate(*forced_family) : ChatTemplate::for_model(model->file(), model->tokenizer());
   if (!chat_template.note().empty()) std::cerr << "koto: " << chat_template.note() << '\n';
   Conversation chat(scheduler, *model, std::move(chat_template), o.system);
@@ -309,11 +322,20 @@ int run_chat(const ChatOptions& o) {
     const double cpu_start = cpu_seconds();
     try {
       const AnswerInterrupt interrupt;
-      turn = chat.send(text, options, [](std::string_view chunk) {
+      mark("prompt");
+      bool first_chunk = true;
+      turn = chat.send(text, options, [&](std::string_view chunk) {
+        if (first_chunk) {
+          mark("first_token");
+          mark("generation");
+          first_chunk = false;
+        }
         std::fwrite(chunk.data(), 1, chunk.size(), stdout);
         std::fflush(stdout);
       }, &g_chat_cancel);
+      mark("idle");
     } catch (const Error& e) {
+      mark("idle");
       std::cerr << "koto: " << e.what() << '\n';
       continue;
     }
@@ -331,6 +353,17 @@ int run_chat(const ChatOptions& o) {
     last = std::move(turn);
   }
   if (terminal) std::cerr << '\n';
+  if (timeline) {
+    mark("end");
+    timeline->stop();
+    TimelineHeadline headline{std::filesystem::path(o.model).filename().string(), load_seconds, 0, 0, 0};
+    if (last) {
+      headline.time_to_first_token_seconds = last->stats.time_to_first_token_seconds;
+      headline.tokens_per_second = last->stats.tokens_per_second();
+      headline.chars_per_second = last->stats.chars_per_second();
+    }
+    write_timeline(o.timeline, *timeline, headline);
+  }
   return kExitOk;
 }
 
@@ -359,6 +392,9 @@ CommandRunner define_chat(CLI::App& command) {
   command.add_option("--history", o->history,
                      tr("history file (default {0})", "入力履歴のファイル (既定 {0})", default_history_path().string()));
   command.add_flag("--no-history", o->no_history, help("keep no input history", "入力履歴を保存しない"));
+  command.add_option("--timeline", o->timeline,
+                     help("at the end, draw CPU, memory and phases over the session: an SVG (or .html) and FILE.json",
+                          "終了時に、会話中の CPU・メモリ・段階の推移を SVG (または .html) と FILE.json に描く"));
   return [o] { return run_chat(*o); };
 }
 

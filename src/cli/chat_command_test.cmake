@@ -17,7 +17,7 @@ file(MAKE_DIRECTORY "${dir}")
 
 if(CASE STREQUAL "turns_reuse_the_conversation")
   file(WRITE "${dir}/in.txt" "こんにちは\n次の質問です\n\"\"\"\n一行目\n二行目\n\"\"\"\n/save ${dir}/saved.json\n/exit\nこれは読まれない\n")
-  execute_process(COMMAND "${KOTO}" chat -m "${model}" -n 6 --temp 0 -c 2048 --no-history
+  execute_process(COMMAND "${KOTO}" chat -m "${model}" -n 6 --temp 0 -c 2048 --no-history --timeline "${dir}/chat.svg"
                   INPUT_FILE "${dir}/in.txt" OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   expect("exit code ${rc}, stderr: ${err}" rc EQUAL 0)
   expect("stdout [${out}]" out STREQUAL "の大\nの大\nの大\n")
@@ -35,6 +35,15 @@ if(CASE STREQUAL "turns_reuse_the_conversation")
   string(JSON third GET "${saved}" messages 4 content)
   expect("saved ${n_messages} messages" n_messages EQUAL 6)
   expect("the multi-line message: [${third}]" third STREQUAL "一行目\n二行目")
+  # The timeline of the session: load, then per turn prompt / first token / generation / idle.
+  file(READ "${dir}/chat.svg.json" timeline)
+  string(JSON n_marks LENGTH "${timeline}" marks)
+  expect("${n_marks} marks (want start, load, idle, 3 x 4, end)" n_marks EQUAL 16)
+  string(JSON phase GET "${timeline}" marks 3 phase)
+  expect("the first turn begins with ${phase}" phase STREQUAL "prompt")
+  file(READ "${dir}/chat.svg" picture)
+  string(FIND "${picture}" "</svg>" end_at)
+  expect("the picture is not complete" end_at GREATER 0)
 
 elseif(CASE STREQUAL "commands_in_japanese")
   file(WRITE "${dir}/saved.json" "{\"system\": \"短く\", \"messages\": [{\"role\": \"user\", \"content\": \"前の質問\"}, {\"role\": \"assistant\", \"content\": \"前の答え\"}]}")

@@ -29,12 +29,14 @@
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
 #include "koto/error.h"
+#include "koto/gguf.h"
 #include "koto/generate.h"
 #include "koto/i18n.h"
 #include "koto/memory_check.h"
 #include "koto/model.h"
 #include "koto/run_stats.h"
 #include "koto/sampler.h"
+#include "koto/timeline.h"
 
 namespace koto::cli {
 namespace {
@@ -55,6 +57,7 @@ struct RunOptions {
   bool stats = false;
   std::string stats_json;
   bool print_prompt = false;
+  std::string timeline;
 };
 
 // Set from the SIGINT handler, read by the generator between tokens.
@@ -156,6 +159,11 @@ void write_stats_json(const std::string& path, const RunStats& stats) {
 
 int run(const RunOptions& o, const CLI::App& command) {
   const UsageMeter meter;
+  std::unique_ptr<TimelineRecorder> timeline;
+  if (!o.timeline.empty()) timeline = std::make_unique<TimelineRecorder>();
+  auto mark = [&](const char* phase) {
+    if (timeline) timeline->mark(phase);
+  };
   const InterruptGuard interrupt_guard;
   // Bad options are reported before the (possibly long) model load.
   const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
@@ -173,9 +181,11 @@ int run(const RunOptions& o, const CLI::App& command) {
 
   LoadOptions load_options;
   load_options.n_threads = o.threads;
+  mark("load");
   const std::unique_ptr<Model> model = Model::load(o.model, load_options);
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
+  if (timeline) timeline->watch_mapping(model->file().bytes().data(), model->file().bytes().size());
 
   // An explicit context is checked before anything is allocated. The default one
   // (n_ctx 0: the model decides, at most 4096) is checked once the session says its size.
@@ -224,8 +234,17 @@ int run(const RunOptions& o, const CLI::App& command) {
   }
 
   AnswerWriter writer(g_cancel);
-  GenerateResult result =
-      generate(*session, tokenizer, ids, options, [&writer](std::string_view chunk) { writer.write(chunk); });
+  mark("prompt");
+  bool first_chunk = true;
+  GenerateResult result = generate(*session, tokenizer, ids, options, [&](std::string_view chunk) {
+    if (first_chunk) {
+      mark("first_token");
+      mark("generation");
+      first_chunk = false;
+    }
+    writer.write(chunk);
+  });
+  mark("end");
   const bool stdout_is_terminal = isatty(STDOUT_FILENO) != 0;
   if (stdout_is_terminal && !result.text.empty() && result.text.back() != '\n') writer.write("\n");
   // Whatever goes to stderr from here starts on a line of its own when both streams end
@@ -251,6 +270,17 @@ int run(const RunOptions& o, const CLI::App& command) {
     end_answer_line();
     if (interrupted) std::cerr << '\n' << "koto: " << pick("interrupted", "中断しました") << '\n';
     std::cerr << format_run_stats(stats);
+  }
+  if (timeline) {
+    timeline->stop();
+    try {
+      write_timeline(o.timeline, *timeline,
+                     {stats.model, stats.load_seconds, stats.time_to_first_token_seconds, stats.generation_tokens_per_second(),
+                      stats.chars_per_second()});
+    } catch (const Error&) {
+      end_answer_line();
+      throw;
+    }
   }
   if (!o.stats_json.empty()) {
     try {
@@ -324,6 +354,9 @@ CommandRunner define_run(CLI::App& command) {
                                              "回答の後に時間・速度・メモリ・CPU を標準エラーに表示"));
   command.add_option("--stats-json", o->stats_json, help("Write the statistics as JSON to this file",
                                                          "統計を JSON でこのファイルに書く"));
+  command.add_option("--timeline", o->timeline,
+                     help("Draw the run's CPU, memory and phases over time: an SVG (or .html) file, and its samples in FILE.json",
+                          "実行中の CPU・メモリ・段階の推移を描く: SVG (または .html) ファイルと、サンプルを FILE.json に"));
   command.add_flag("--print-prompt", o->print_prompt,
                    help("Show the prompt as given to the model on stderr", "モデルに渡すプロンプトを標準エラーに表示"));
   return [o, &command] { return run(*o, command); };

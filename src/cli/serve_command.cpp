@@ -30,6 +30,7 @@
 #include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
+#include "koto/timeline.h"
 #include "koto/run_stats.h"
 #include "koto/scheduler.h"
 #include "server/api_keys.h"
@@ -172,7 +173,10 @@ int serve(const ServerOptions& o) {
   }
 
   SignalWaiter signals;  // before any other thread
+  // The last 5 minutes of CPU and memory, for GET /v1/koto/timeline (the web page's chart).
+  TimelineRecorder timeline(std::chrono::milliseconds(100), 3000);
   server::HttpServer http(o, std::move(keys), [&log](const std::string& line) { log(line); });
+  http.set_timeline(&timeline);
   const int port = http.bind();
   if (!o.port_file.empty()) {
     std::ofstream(o.port_file) << port << '\n';
@@ -183,7 +187,9 @@ int serve(const ServerOptions& o) {
 
   LoadOptions load_options;
   load_options.n_threads = o.threads;
+  timeline.mark("load");
   const std::unique_ptr<Model> model = Model::load(o.model, load_options);
+  timeline.watch_mapping(model->file().bytes().data(), model->file().bytes().size());
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = o.parallel;
   scheduler_options.n_ctx = o.n_ctx;
@@ -202,6 +208,7 @@ int serve(const ServerOptions& o) {
   std::string model_id = o.alias;
   if (model_id.empty()) model_id = std::filesystem::path(o.model).stem().string();
   http.set_model(*model, scheduler, chat, model_id);
+  timeline.mark("idle");
   log(tr("ready: {0} ({1}, {2:.2f} B parameters), {3} slots × {4} tokens, chat format {5}, prefix cache {6} MB{7} — "
          "OpenAI API at {8}/v1",
          "準備完了: {0} ({1}、{2:.2f} B パラメータ)、処理枠 {3} 個 × {4} トークン、チャット形式 {5}、プレフィックスキャッシュ {6} MB{7} — "

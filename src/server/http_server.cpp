@@ -18,6 +18,7 @@
 #include "koto/embedding.h"
 #include "koto/error.h"
 #include "koto/grounded_answer.h"
+#include "koto/timeline.h"
 #include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "server/api_types.h"
@@ -80,6 +81,7 @@ struct HttpServer::Impl {
   struct Call {
     std::string body;
     std::string partition;
+    const httplib::Request* request = nullptr;  // for query parameters
   };
   using Handler = void (Impl::*)(const Call& call, httplib::Response&);
   struct Route {
@@ -99,6 +101,7 @@ struct HttpServer::Impl {
   void tokenize(const Call& call, httplib::Response& res);
   void detokenize(const Call& call, httplib::Response& res);
   void embeddings(const Call& call, httplib::Response& res);
+  void timeline_route(const Call& call, httplib::Response& res);
   void search(const Call& call, httplib::Response& res);
 
   void register_routes();
@@ -164,6 +167,7 @@ struct HttpServer::Impl {
   // /v1/search: the document index, opened on first use, one search at a time.
   std::mutex docs_mutex;
   std::unique_ptr<DocIndex> docs;
+  std::atomic<const TimelineRecorder*> timeline{nullptr};
   std::mt19937_64 rng;
 };
 
@@ -177,6 +181,7 @@ const HttpServer::Impl::Route HttpServer::Impl::kRoutes[] = {
     {"POST", "/detokenize", true, true, &Impl::detokenize},
     {"POST", "/v1/embeddings", true, true, &Impl::embeddings},
     {"POST", "/v1/search", true, false, &Impl::search},
+    {"GET", "/v1/koto/timeline", true, false, &Impl::timeline_route},
 };
 
 std::string HttpServer::Impl::new_id(std::string_view prefix) {
@@ -253,6 +258,7 @@ void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request&
   const ScopedLanguage language(request_language(req));
   t_log.route = path;
   Call call;
+  call.request = &req;
   std::string& body = call.body;
   if (reader != nullptr) {
     if (req.is_multipart_form_data()) {
@@ -632,6 +638,40 @@ void HttpServer::Impl::search(const Call& call, httplib::Response& res) {
              {"search_ms", 1000 * result.seconds}});
 }
 
+// The recorder's samples after `since` seconds (all without it), for live charts.
+void HttpServer::Impl::timeline_route(const Call& call, httplib::Response& res) {
+  const TimelineRecorder* recorder = timeline.load();
+  if (recorder == nullptr) {
+    throw ApiError(404, "invalid_request_error", "no_timeline", "",
+                   pick("this server records no timeline", "このサーバーはタイムラインを記録していません").data());
+  }
+  double since = -1;
+  if (call.request->has_param("since")) {
+    try {
+      since = std::stod(call.request->get_param_value("since"));
+    } catch (const std::exception&) {
+      throw bad_request("since", pick("'since' must be a number of seconds", "'since' は秒数でなければなりません").data(), "invalid_value");
+    }
+  }
+  json samples = json::array();
+  for (const TimelineSample& s : recorder->samples()) {
+    if (s.t <= since) continue;
+    samples.push_back({{"t", s.t},
+                       {"process_cpu_percent", s.process_cpu_percent},
+                       {"machine_cpu_percent", s.machine_cpu_percent},
+                       {"rss_bytes", s.rss_bytes},
+                       {"model_resident_bytes", s.model_resident_bytes}});
+  }
+  json marks = json::array();
+  for (const TimelineMark& m : recorder->marks()) marks.push_back({{"t", m.t}, {"phase", m.phase}});
+  send_json(res, 200,
+            {{"now", recorder->elapsed_seconds()},
+             {"cpu_count", recorder->cpu_count()},
+             {"watched_bytes", recorder->watched_bytes()},
+             {"marks", marks},
+             {"samples", samples}});
+}
+
 DocIndex& HttpServer::Impl::open_docs() {
   if (!docs) {
     const std::filesystem::path path = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
@@ -860,6 +900,8 @@ void HttpServer::set_model(const Model& model, Scheduler& scheduler, ChatTemplat
   s.limits.max_tokens = s.options.max_tokens > 0 ? s.options.max_tokens : scheduler.n_ctx();
   s.ready.store(true, std::memory_order_release);
 }
+
+void HttpServer::set_timeline(const TimelineRecorder* timeline) { impl_->timeline.store(timeline); }
 
 void HttpServer::begin_shutdown() {
   Impl& s = *impl_;

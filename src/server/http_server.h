@@ -25,6 +25,10 @@
 #include "server/api_keys.h"
 #include "server/server_options.h"
 
+namespace koto {
+class TimelineRecorder;
+}
+
 namespace koto::server {
 
 class HttpServer {
@@ -41,6 +45,9 @@ class HttpServer {
   void start();
   // The model is ready. `model`, `scheduler` must outlive the server (or its stop()).
   void set_model(const Model& model, Scheduler& scheduler, ChatTemplate chat, std::string model_id);
+  // GET /v1/koto/timeline serves this recorder's samples (it must outlive the server);
+  // without one the route answers 404.
+  void set_timeline(const TimelineRecorder* timeline);
   // New generation requests and /health get 503; running answers go on.
   void begin_shutdown();
   // Closes the listener and waits for every handler to end (cancel running answers first).

@@ -22,6 +22,7 @@
 
 #include "koto/doc_index.h"
 #include "koto/embedding.h"
+#include "koto/timeline.h"
 
 #include "base/utf8.h"
 #include "chain_model.h"
@@ -801,6 +802,33 @@ TEST(HttpServer, GroundedChatAnswersFromTheDocumentsOrSaysTheyDoNot) {
                     {{"messages", {{{"role", "user"}, {"content", "経費"}}}}, {"koto_documents", "yes"}}),
                400, "invalid_type");
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace koto::server
+
+namespace koto::server {
+namespace {
+
+TEST(HttpServer, TimelineRouteServesTheRecordersSamples) {
+  Served served(chain_path("timeline"));
+  auto c = served.client();
+  expect_error(c.Get("/v1/koto/timeline"), 404, "no_timeline");
+  TimelineRecorder recorder(std::chrono::milliseconds(10));
+  recorder.mark("idle");
+  served.server().set_timeline(&recorder);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  json body = body_of(c.Get("/v1/koto/timeline"));
+  ASSERT_GE(body["samples"].size(), 3u);
+  EXPECT_GT(body["samples"][0]["rss_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(body["marks"][1]["phase"], "idle");
+  EXPECT_GE(body["cpu_count"].get<int>(), 1);
+  const double last = body["samples"].back()["t"].get<double>();
+  const json later = body_of(c.Get(("/v1/koto/timeline?since=" + json(last).dump()).c_str()));
+  for (const json& s : later["samples"]) EXPECT_GT(s["t"].get<double>(), last);
+  expect_error(c.Get("/v1/koto/timeline?since=abc"), 400, "invalid_value");
+  served.server().set_timeline(nullptr);
+  recorder.stop();
 }
 
 }  // namespace
