@@ -23,6 +23,7 @@
 #include "koto/i18n.h"
 #include "server/api_types.h"
 #include "server/metrics.h"
+#include "server/web_assets.h"
 
 namespace koto::server {
 namespace {
@@ -82,6 +83,7 @@ struct HttpServer::Impl {
     std::string body;
     std::string partition;
     const httplib::Request* request = nullptr;  // for query parameters
+    std::string path;
   };
   using Handler = void (Impl::*)(const Call& call, httplib::Response&);
   struct Route {
@@ -102,6 +104,7 @@ struct HttpServer::Impl {
   void detokenize(const Call& call, httplib::Response& res);
   void embeddings(const Call& call, httplib::Response& res);
   void timeline_route(const Call& call, httplib::Response& res);
+  void web_page(const Call& call, httplib::Response& res);
   void search(const Call& call, httplib::Response& res);
 
   void register_routes();
@@ -182,6 +185,12 @@ const HttpServer::Impl::Route HttpServer::Impl::kRoutes[] = {
     {"POST", "/v1/embeddings", true, true, &Impl::embeddings},
     {"POST", "/v1/search", true, false, &Impl::search},
     {"GET", "/v1/koto/timeline", true, false, &Impl::timeline_route},
+    // The web chat page (embedded; web/).
+    {"GET", "/", false, false, &Impl::web_page},
+    {"GET", "/assets/app.js", false, false, &Impl::web_page},
+    {"GET", "/assets/style.css", false, false, &Impl::web_page},
+    {"GET", "/assets/marked.umd.js", false, false, &Impl::web_page},
+    {"GET", "/assets/purify.min.js", false, false, &Impl::web_page},
 };
 
 std::string HttpServer::Impl::new_id(std::string_view prefix) {
@@ -259,6 +268,7 @@ void HttpServer::Impl::dispatch(const std::string& path, const httplib::Request&
   t_log.route = path;
   Call call;
   call.request = &req;
+  call.path = path;
   std::string& body = call.body;
   if (reader != nullptr) {
     if (req.is_multipart_form_data()) {
@@ -636,6 +646,22 @@ void HttpServer::Impl::search(const Call& call, httplib::Response& res) {
              {"coverage", result.coverage},
              {"not_in_documents", should_refuse(result)},
              {"search_ms", 1000 * result.seconds}});
+}
+
+// The page and its scripts, with a strict Content-Security-Policy: this origin's scripts
+// and styles only, no inline code, nothing fetched from elsewhere.
+void HttpServer::Impl::web_page(const Call& call, httplib::Response& res) {
+  for (const WebAsset& asset : web_assets()) {
+    if (call.path != asset.path) continue;
+    res.status = 200;
+    res.set_content(reinterpret_cast<const char*>(asset.data), asset.size, std::string(asset.content_type) + "; charset=utf-8");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    res.set_header("Referrer-Policy", "no-referrer");  // nosniff and no-store are on every response
+    return;
+  }
+  throw ApiError(404, "invalid_request_error", "not_found", "", tr("no such page: {0}", "そのページはありません: {0}", call.path));
 }
 
 // The recorder's samples after `since` seconds (all without it), for live charts.
