@@ -6,7 +6,7 @@
 
 const STRINGS = {
   ja: {
-    newChat: '新しい会話', settings: '設定', systemPrompt: 'システムプロンプト', temperature: '温度', maxTokens: '最大トークン数',
+    newChat: '新しい会話', settings: '設定', systemPrompt: 'システムプロンプト', temperature: '温度', maxTokens: '最大トークン数', apiKey: 'API キー (サーバーが要求する場合)',
     documents: '資料から回答', send: '送信', stop: '停止', placeholder: 'メッセージを入力 (Enter で送信、Shift+Enter で改行)',
     you: 'あなた', assistant: 'アシスタント', rename: '名前', remove: '削除', edit: '編集', regenerate: '再生成',
     copy: 'コピー', copied: 'コピーしました', untitled: '新しい会話', renamePrompt: '会話の名前', removeConfirm: 'この会話を削除しますか？',
@@ -18,7 +18,7 @@ const STRINGS = {
     error: (m) => `エラー: ${m}`, lines: (a, b) => `${a}–${b} 行目`, page: (p) => `${p} ページ`,
   },
   en: {
-    newChat: 'New chat', settings: 'Settings', systemPrompt: 'System prompt', temperature: 'Temperature', maxTokens: 'Most tokens per answer',
+    newChat: 'New chat', settings: 'Settings', systemPrompt: 'System prompt', temperature: 'Temperature', maxTokens: 'Most tokens per answer', apiKey: 'API key (if the server asks for one)',
     documents: 'Answer from documents', send: 'Send', stop: 'Stop', placeholder: 'Type a message (Enter sends, Shift+Enter for a new line)',
     you: 'You', assistant: 'Assistant', rename: 'Rename', remove: 'Delete', edit: 'Edit', regenerate: 'Regenerate',
     copy: 'Copy', copied: 'Copied', untitled: 'New chat', renamePrompt: 'Conversation name', removeConfirm: 'Delete this conversation?',
@@ -37,6 +37,12 @@ const T = STRINGS[LANG];
 
 const $ = (id) => document.getElementById(id);
 const STORE = 'koto.conversations';
+const KEY = 'koto.apiKey';
+// Headers of every API call: the key, when the user gave one.
+function apiHeaders(extra = {}) {
+  const key = localStorage.getItem(KEY);
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
 const CURRENT = 'koto.current';
 let conversations = [];
 let current = null;
@@ -208,7 +214,7 @@ async function ask() {
   };
   try {
     const response = await fetch('/v1/chat/completions', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal,
+      method: 'POST', headers: apiHeaders({ 'Content-Type': 'application/json' }), body: JSON.stringify(body), signal: controller.signal,
     });
     if (!response.ok) {
       const error = await response.json().catch(() => ({}));
@@ -280,7 +286,7 @@ const usage = [];
 let usageSince = -1;
 async function pollUsage() {
   try {
-    const r = await fetch(`/v1/koto/timeline?since=${usageSince}`);
+    const r = await fetch(`/v1/koto/timeline?since=${usageSince}`, { headers: apiHeaders() });
     if (r.ok) {
       const data = await r.json();
       for (const s of data.samples) {
@@ -344,11 +350,18 @@ function start() {
     }
   });
   $('stop').addEventListener('click', () => controller?.abort());
-  fetch('/v1/models').then((r) => r.json()).then((data) => {
+  const loadModel = () => fetch('/v1/models', { headers: apiHeaders() }).then((r) => r.json()).then((data) => {
+    if (data.error) throw new Error(data.error.message);
     const m = data.data[0];
     modelId = m.id;
     $('model-info').textContent = T.model(m);
-  }).catch(() => {});
+  }).catch((e) => { $('model-info').textContent = T.error(e.message); });
+  $('api-key').value = localStorage.getItem(KEY) || '';
+  $('api-key').addEventListener('change', (e) => {
+    if (e.target.value) localStorage.setItem(KEY, e.target.value); else localStorage.removeItem(KEY);
+    loadModel();
+  });
+  loadModel();
   pollUsage();
 }
 document.addEventListener('DOMContentLoaded', start);

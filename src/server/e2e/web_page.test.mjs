@@ -168,3 +168,31 @@ test('model output cannot inject HTML or script: Markdown is rendered, then sani
   assert.deepEqual(problems.filter((p) => !p.includes('Content Security Policy') && !p.includes('404')), []);
   await context.close();
 });
+
+test('a server with API keys: the page says the key is missing, then works with it', async () => {
+  const dir = tempDir('web-keys');
+  writeFileSync(join(dir, 'keys.txt'), 'web-key-0123456789\n');
+  const secured = await startServer(['-m', join(MODELS_DIR, 'chain.gguf'), '--alias', 'chain', '--api-key-file', join(dir, 'keys.txt')],
+    { name: 'web-keys' });
+  const context = await browser.newContext({ locale: 'ja-JP' });
+  try {
+    const page = await context.newPage();
+    await page.goto(secured.url + '/');  // the page itself needs no key
+    await page.waitForFunction(() => /エラー/.test(document.getElementById('model-info').textContent));
+    await page.evaluate(() => { document.getElementById('settings').open = true; });
+    await page.fill('#max-tokens', '3');
+    await page.dispatchEvent('#max-tokens', 'change');
+    await page.fill('#input', 'こんにちは');
+    await page.press('#input', 'Enter');
+    await page.locator('#error').waitFor();
+    assert.match(await page.textContent('#error'), /^エラー: /);
+    await page.fill('#api-key', 'web-key-0123456789');
+    await page.dispatchEvent('#api-key', 'change');
+    await page.waitForFunction(() => /モデル: chain/.test(document.getElementById('model-info').textContent));
+    await sendAndWait(page, 'もう一度');
+    assert.equal((await page.locator('.message.assistant .content').last().textContent()).trim(), 'の');
+  } finally {
+    await context.close();
+    assert.equal((await secured.stop()).code, 0);
+  }
+});
