@@ -18,6 +18,7 @@ packages=(
   libpoppler-cpp-dev                 # text of PDF pages
   libxml2-dev                        # HTML documents (tolerant parser)
   libedit-dev                        # koto chat: line editing and history (BSD licence)
+  libcurl4-openssl-dev libssl-dev    # koto pull: downloads (libcurl) and SHA-256 (OpenSSL)
   chromium                           # the web page's tests run in a real browser (playwright-core drives it)
 )
 missing=()

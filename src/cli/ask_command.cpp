@@ -15,6 +15,7 @@
 
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
+#include "cli/model_path.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
 #include "koto/doc_index.h"
@@ -80,7 +81,7 @@ int run_ask(const AskOptions& o) {
   std::unique_ptr<Model> embed_model;
   std::unique_ptr<Embedder> embedder;
   if (!o.embed_model.empty()) {
-    embed_model = Model::load(o.embed_model);
+    embed_model = Model::load(resolve_model_path(o.embed_model));
     embedder = std::make_unique<Embedder>(*embed_model);
   }
   const SearchResult found = index.search(o.question, o.k, embedder.get());
@@ -116,7 +117,7 @@ int run_ask(const AskOptions& o) {
 
   LoadOptions load_options;
   load_options.n_threads = o.threads;
-  const std::unique_ptr<Model> model = Model::load(o.model, load_options);
+  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
   if (o.n_ctx > 0) require_memory(*model, o.n_ctx);

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "cli/commands.h"
+#include "cli/model_path.h"
 #include "koto/bench.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
@@ -247,6 +248,7 @@ CommandRunner define_bench(CLI::App& command) {
                                       "--serve 用: 再起動の測定に使うディスクキャッシュのフォルダー (既定: 一時フォルダー)")));
   return [options, &command] {
     if (options->retrieval) return run_retrieval_bench_command(*options);
+    options->bench.model_path = resolve_model_path(options->bench.model_path);
     if (options->bench.model_path.empty()) {
       throw UsageError(tr("--model is required", "--model を指定してください"));
     }

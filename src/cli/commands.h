@@ -40,5 +40,8 @@ CommandRunner define_search(CLI::App& command);
 CommandRunner define_ask(CLI::App& command);
 CommandRunner define_embed(CLI::App& command);
 CommandRunner define_chat(CLI::App& command);
+CommandRunner define_pull(CLI::App& command);
+CommandRunner define_models(CLI::App& command);
+CommandRunner define_rm(CLI::App& command);
 
 }  // namespace koto::cli

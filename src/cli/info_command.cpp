@@ -5,6 +5,9 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "koto/model_fit.h"
+#include <nlohmann/json.hpp>
+#include "cli/model_path.h"
 #include "koto/gguf.h"
 #include "koto/gguf_summary.h"
 #include "koto/i18n.h"
@@ -17,6 +20,7 @@ struct InfoOptions {
   std::string model;
   int64_t n_ctx = 0;  // 0: the library's default
   bool json = false;
+  bool fit = false;
 };
 
 constexpr size_t kTemplateLineBytes = 72;
@@ -98,13 +102,33 @@ CommandRunner define_info(CLI::App& command) {
   auto options = std::make_shared<InfoOptions>();
   command.add_option("model", options->model, std::string(pick("GGUF model file", "GGUF モデルファイル")))->required();
   command
-      .add_option("--ctx", options->n_ctx,
+      .add_option("-c,--ctx", options->n_ctx,
                   std::string(pick("context length for the memory estimate (default: min(trained context, 4096))",
                                    "メモリ見積もりのコンテキスト長 (既定: 学習時の長さと 4096 の小さい方)")))
       ->check(CLI::PositiveNumber);
   command.add_flag("--json", options->json, std::string(pick("print one JSON object", "JSON オブジェクトで出力")));
+  command.add_flag("--fit", options->fit,
+                   std::string(pick("only say whether it fits in memory now, and what to do if not",
+                                    "今のメモリに収まるか、収まらない場合の対処だけを表示")));
   return [options] {
-    const GgufFile file = GgufFile::open(options->model);
+    const GgufFile file = GgufFile::open(resolve_model_path(options->model));
+    if (options->fit) {
+      const ModelFitSummary fit = summarize_fit(file, options->n_ctx);
+      if (options->json) {
+        fmt::print("{}\n", nlohmann::json{{"context", fit.context},
+                                           {"weights_bytes", fit.weights_bytes},
+                                           {"kv_bytes", fit.kv_bytes},
+                                           {"scratch_bytes", fit.scratch_bytes},
+                                           {"needed_bytes", fit.needed_bytes},
+                                           {"available_bytes", fit.available_bytes},
+                                           {"fits", fit.fits},
+                                           {"context_that_fits", fit.context_that_fits}}
+                                .dump());
+      } else {
+        fmt::print("{}", format_fit(fit));
+      }
+      return fit.fits ? kExitOk : kExitFailure;
+    }
     const GgufSummary summary = summarize_gguf(file, options->n_ctx);
     if (options->json) {
       fmt::print("{}\n", gguf_summary_json(summary));

@@ -20,6 +20,11 @@ namespace koto::cli {
 namespace {
 
 constexpr Command kCommands[] = {
+    {"pull", "Download a model into the local store (resumable, SHA-256 verified)",
+     "モデルをローカルの保管場所にダウンロード (再開可能、SHA-256 を検証)", define_pull},
+    {"models", "List the models in the local store, with whether each fits in memory now",
+     "ローカルの保管場所のモデル一覧 (今のメモリに収まるかも表示)", define_models},
+    {"rm", "Remove a model from the local store", "ローカルの保管場所からモデルを削除", define_rm},
     {"info", "Describe a GGUF model: architecture, sizes, tensor types, vocabulary, memory needed",
      "GGUF モデルの概要を表示 (アーキテクチャ、大きさ、テンソルの型、語彙、必要メモリ)", define_info},
     {"tokenize", "Turn text into token ids, or ids back into text (--decode)",

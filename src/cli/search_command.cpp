@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_path.h"
 #include "koto/doc_index.h"
 #include "koto/embedding.h"
 #include "koto/model.h"
@@ -46,7 +47,7 @@ int run_search(const SearchCommandOptions& options) {
   std::unique_ptr<Model> model;
   std::unique_ptr<Embedder> embedder;
   if (!options.embed_model.empty()) {
-    model = Model::load(options.embed_model);
+    model = Model::load(resolve_model_path(options.embed_model));
     embedder = std::make_unique<Embedder>(*model);
   }
   const SearchResult result = index.search(options.query, options.k, embedder.get());

@@ -24,6 +24,7 @@
 
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
+#include "cli/model_path.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
 #include "koto/error.h"
@@ -188,7 +189,7 @@ int serve(const ServerOptions& o) {
   LoadOptions load_options;
   load_options.n_threads = o.threads;
   timeline.mark("load");
-  const std::unique_ptr<Model> model = Model::load(o.model, load_options);
+  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
   timeline.watch_mapping(model->file().bytes().data(), model->file().bytes().size());
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = o.parallel;
