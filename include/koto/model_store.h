@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ struct PullProgress {
 
 struct PullOptions {
   std::string endpoint;  // "" = from the environment, else https://huggingface.co
+  // Told the file's size before the download starts (e.g. to say whether it will fit).
+  std::function<void(const std::string& name, uint64_t size)> before_download;
   std::string token;     // "" = HF_TOKEN
   int max_retries = 5;
   const std::atomic<bool>* cancel = nullptr;  // Ctrl-C: stop, keep the .part
@@ -88,5 +91,21 @@ class ModelStore {
 
 // The hub endpoint from options, KOTO_HF_ENDPOINT or HF_ENDPOINT, else https://huggingface.co.
 std::string hub_endpoint(const std::string& option);
+
+// The built-in catalogue of Japanese-capable models: short names for `koto pull NAME`
+// and `-m NAME`. Each row was checked against the hub's model page unless `verified` is
+// false (README lists which).
+struct CatalogueEntry {
+  const char* name;         // "elyza-7b", "tinyswallow-1.5b"...
+  const char* repo;         // OWNER/REPO on the hub
+  const char* file;         // the GGUF file
+  uint64_t size;            // bytes, as the hub lists it (0: unknown)
+  const char* license;
+  const char* about_en;
+  const char* about_ja;
+  bool verified;
+};
+std::span<const CatalogueEntry> model_catalogue();
+const CatalogueEntry* find_in_catalogue(const std::string& name);
 
 }  // namespace koto

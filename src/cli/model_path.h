@@ -17,12 +17,20 @@ inline std::string resolve_model_path(const std::string& given) {
   if (given.empty() || std::filesystem::exists(given, ec)) return given;
   try {
     ModelStore store;
-    if (const std::optional<StoredModel> m = store.find(given)) {
+    std::optional<StoredModel> m = store.find(given);
+    const CatalogueEntry* entry = find_in_catalogue(given);
+    if (!m && entry != nullptr) m = store.find(std::string(entry->repo) + "/" + entry->file);
+    if (m) {
       store.touch(m->name);
       return m->path;
     }
   } catch (const Error&) {
     // A damaged store index: the message below still says what to do.
+  }
+  if (const CatalogueEntry* entry = find_in_catalogue(given)) {
+    throw Error(ErrorCode::kNotFound, tr("{0} is not downloaded yet: run koto pull {0} ({1}, {2:.2f} GB)",
+                                         "{0} はまだダウンロードされていません。koto pull {0} を実行してください ({1}、{2:.2f} GB)",
+                                         given, entry->repo, static_cast<double>(entry->size) / 1e9));
   }
   // Neither a file nor a stored model: Model::load's own message names the path; add how
   // to get a model by name when it looks like one.

@@ -39,6 +39,17 @@ int run_pull(const PullCommandOptions& o) {
   PullOptions options;
   options.endpoint = o.endpoint;
   options.cancel = &g_pull_cancel;
+  // Before the bytes: will the weights alone fit in memory now?
+  options.before_download = [](const std::string& name, uint64_t size) {
+    const uint64_t free_memory = memory_available_now();
+    std::fprintf(stderr, "%s", tr("{0}: {1}; memory available now {2}{3}\n", "{0}: {1}、現在の空きメモリ {2}{3}\n", name, gb(size),
+                                  free_memory > 0 ? gb(free_memory) : std::string("?"),
+                                  free_memory > 0 && size > free_memory
+                                      ? std::string(pick(" — the weights alone will NOT fit: choose a smaller quantization",
+                                                         " — 重みだけで収まりません。より小さい量子化を選んでください"))
+                                      : std::string())
+                                   .c_str());
+  };
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   int last_decile = -1;
   options.progress = [&](const PullProgress& p) {
@@ -88,7 +99,29 @@ int run_pull(const PullCommandOptions& o) {
 
 struct ModelsCommandOptions {
   bool json = false;
+  bool available = false;
 };
+
+// The built-in catalogue: what `koto pull NAME` knows.
+int print_catalogue(bool json) {
+  nlohmann::json out = nlohmann::json::array();
+  const uint64_t free_memory = memory_available_now();
+  if (!json) fmt::print("{}", pick("models koto pull knows by name:\n", "koto pull で名前で取得できるモデル:\n"));
+  for (const CatalogueEntry& e : model_catalogue()) {
+    if (json) {
+      out.push_back({{"name", e.name}, {"repo", e.repo}, {"file", e.file}, {"size", e.size}, {"license", e.license},
+                     {"about", std::string(pick(e.about_en, e.about_ja))}, {"verified", e.verified}});
+      continue;
+    }
+    const std::string size = e.size > 0 ? gb(e.size) : std::string("?");
+    const bool fits = e.size == 0 || free_memory == 0 || e.size < free_memory;
+    fmt::print("  {:<22} {:>9}  {}{}\n      {}/{}  ({}){}\n", e.name, size, pick(e.about_en, e.about_ja),
+               fits ? "" : std::string(pick("  [larger than the free memory]", "  [空きメモリより大きい]")), e.repo, e.file, e.license,
+               e.verified ? "" : std::string(pick("  [not checked on the hub's page]", "  [ハブのページで未確認]")));
+  }
+  if (json) fmt::print("{}\n", out.dump(2));
+  return kExitOk;
+}
 
 std::string date_text(int64_t seconds) {
   if (seconds <= 0) return "-";
@@ -101,6 +134,7 @@ std::string date_text(int64_t seconds) {
 }
 
 int run_models(const ModelsCommandOptions& o) {
+  if (o.available) return print_catalogue(o.json);
   ModelStore store;
   nlohmann::json out = nlohmann::json::array();
   if (!o.json) {
@@ -164,8 +198,8 @@ int run_rm(const RmCommandOptions& o) {
 CommandRunner define_pull(CLI::App& command) {
   auto o = std::make_shared<PullCommandOptions>();
   command.add_option("reference", o->reference,
-                     std::string(pick("hf.co/OWNER/REPO/FILE.gguf, an https URL, or OWNER/REPO:QUANT",
-                                      "hf.co/所有者/リポジトリ/ファイル.gguf、https URL、または 所有者/リポジトリ:量子化")))
+                     std::string(pick("a catalogue name (koto models --available), hf.co/OWNER/REPO/FILE.gguf, an https URL, or OWNER/REPO:QUANT",
+                                      "カタログの名前 (koto models --available)、hf.co/所有者/リポジトリ/ファイル.gguf、https URL、または 所有者/リポジトリ:量子化")))
       ->required();
   command.add_option("--endpoint", o->endpoint,
                      std::string(pick("hub address (default KOTO_HF_ENDPOINT, HF_ENDPOINT or https://huggingface.co)",
@@ -176,6 +210,8 @@ CommandRunner define_pull(CLI::App& command) {
 CommandRunner define_models(CLI::App& command) {
   auto o = std::make_shared<ModelsCommandOptions>();
   command.add_flag("--json", o->json, std::string(pick("print JSON", "JSON で表示")));
+  command.add_flag("--available", o->available,
+                   std::string(pick("list the models koto pull knows by name", "koto pull で名前で取得できるモデルを一覧")));
   return [o] { return run_models(*o); };
 }
 

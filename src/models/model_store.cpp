@@ -374,7 +374,9 @@ std::optional<StoredModel> ModelStore::find(const std::string& name) const {
     const std::vector<std::string> parts = split(m.name, '/');
     const std::string repo_file = parts.size() >= 3 ? parts[1] + "/" + file : file;
     if (m.name == name) return m;
-    if (repo_file == name || file == name || stem == name) hits.push_back(m);
+    const CatalogueEntry* entry = find_in_catalogue(name);
+    const bool catalogue_hit = entry != nullptr && m.name == std::string(entry->repo) + "/" + entry->file;
+    if (repo_file == name || file == name || stem == name || catalogue_hit) hits.push_back(m);
   }
   if (hits.size() == 1) return hits[0];
   return std::nullopt;
@@ -406,7 +408,9 @@ PullResult ModelStore::pull(const std::string& reference, const PullOptions& opt
   if (token.empty()) {
     if (const char* t = std::getenv("HF_TOKEN"); t != nullptr) token = t;
   }
-  const Target target = resolve(reference, endpoint, token);
+  const CatalogueEntry* entry = find_in_catalogue(reference);
+  const Target target = entry != nullptr ? resolve(std::string("hf.co/") + entry->repo + "/" + entry->file, endpoint, token)
+                                         : resolve(reference, endpoint, token);
   const std::string name = target.owner + "/" + target.repo + "/" + target.file;
   const fs::path final_path = root_ / target.owner / target.repo / target.file;
   PullResult result;
@@ -423,6 +427,7 @@ PullResult ModelStore::pull(const std::string& reference, const PullOptions& opt
     result.already_present = true;
     return result;
   }
+  if (options.before_download) options.before_download(name, size);
   fs::create_directories(final_path.parent_path());
   const fs::path part = final_path.string() + ".part";
   std::error_code ec;

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "koto/error.h"
@@ -224,6 +225,32 @@ TEST_F(PullTest, QuantizationIsPickedFromTheListing) {
       EXPECT_NE(message.find("tiny-Q4_K_M.gguf"), std::string::npos) << message;
     }
   }
+}
+
+}  // namespace
+}  // namespace koto
+
+namespace koto {
+namespace {
+
+TEST(Catalogue, RowsAreCompleteUniqueAndCoverTheJapaneseModelsAsked) {
+  std::set<std::string> names;
+  for (const CatalogueEntry& e : model_catalogue()) {
+    EXPECT_TRUE(names.insert(e.name).second) << "duplicate " << e.name;
+    const std::string repo = e.repo;
+    EXPECT_EQ(std::count(repo.begin(), repo.end(), '/'), 1) << e.name;
+    const std::string file = e.file;
+    EXPECT_TRUE(file.size() > 5 && file.substr(file.size() - 5) == ".gguf") << e.name;
+    EXPECT_GT(std::string(e.license).size(), 0u) << e.name;
+    EXPECT_GT(std::string(e.about_en).size(), 10u) << e.name;
+    EXPECT_GT(std::string(e.about_ja).size(), 10u) << e.name;
+    EXPECT_EQ(find_in_catalogue(e.name), &e);
+  }
+  for (const char* required : {"elyza-7b", "tinyswallow-1.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "qwen3-1.7b", "qwen3-4b",
+                               "llm-jp-3-1.8b", "sarashina2.2-3b", "qwen3-embedding-0.6b"}) {
+    EXPECT_NE(find_in_catalogue(required), nullptr) << required;
+  }
+  EXPECT_EQ(find_in_catalogue("no-such-model"), nullptr);
 }
 
 }  // namespace

@@ -72,6 +72,11 @@ test('pull by OWNER/REPO:QUANT, list, run by name, remove', async () => {
 
     await assert.rejects(run(KOTO, ['run', '-m', 'no-such-model', 'x'], { env }),
       (e) => e.code === 1 && /koto pull/.test(e.stderr));
+    // A catalogue name that is not downloaded yet: the command to get it.
+    await assert.rejects(run(KOTO, ['run', '-m', 'elyza-7b', 'x'], { env }),
+      (e) => e.code === 1 && /elyza-7b is not downloaded yet: run koto pull elyza-7b/.test(e.stderr));
+    const catalogue = JSON.parse((await run(KOTO, ['models', '--available', '--json'], { env })).stdout);
+    assert.ok(catalogue.some((m) => m.name === 'tinyswallow-1.5b' && m.repo === 'SakanaAI/TinySwallow-1.5B-Instruct-GGUF'));
     await run(KOTO, ['rm', 'stories260K'], { env });
     assert.deepEqual(JSON.parse((await run(KOTO, ['models', '--json'], { env })).stdout), []);
   } finally {
