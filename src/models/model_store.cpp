@@ -497,7 +497,11 @@ PullResult ModelStore::pull(const std::string& reference, const PullOptions& opt
         rewrite.write(rest.data(), static_cast<std::streamsize>(rest.size()));
       }
     }
-    if (rc == CURLE_OK) {
+    if (status == 416) {
+      // The part no longer fits what the server has (libcurl may even call that a
+      // success): start again from zero.
+      fs::remove(part, ec);
+    } else if (rc == CURLE_OK) {
       present = fs::file_size(part, ec);
       if (size == 0 || present >= size) break;
     }
@@ -507,9 +511,7 @@ PullResult ModelStore::pull(const std::string& reference, const PullOptions& opt
                                             static_cast<double>(fs::file_size(part, ec)) / 1e6));
     }
     if (state.write_failed) throw Error(ErrorCode::kIo, tr("{0}: write failed (disk full?)", "{0}: 書き込みに失敗しました (ディスクの空き不足?)", part.string()));
-    if (rc == CURLE_HTTP_RETURNED_ERROR && status == 416) {
-      fs::remove(part, ec);  // the part does not fit the file any more: start again
-    } else if (rc == CURLE_HTTP_RETURNED_ERROR && status != 0 && status < 500 && status != 408 && status != 429) {
+    if (rc == CURLE_HTTP_RETURNED_ERROR && status != 416 && status != 0 && status < 500 && status != 408 && status != 429) {
       throw_status(status, name, token);
     }
     if (attempt >= options.max_retries) {

@@ -49,12 +49,12 @@ class LocalHub {
         res.status = 401;
         return;
       }
-      if (repo != "tiny-GGUF" && repo != "badsum-GGUF") {
+      if (repo != "tiny-GGUF" && repo != "badsum-GGUF" && repo != "stale-GGUF") {
         res.status = 404;
         return;
       }
       res.status = 302;
-      res.set_header("Location", "/cdn/" + std::string(req.matches[3]));
+      res.set_header("Location", repo == "stale-GGUF" ? "/stale/" + std::string(req.matches[3]) : "/cdn/" + std::string(req.matches[3]));
       res.set_header("X-Linked-Size", std::to_string(file_.size()));
       res.set_header("X-Linked-ETag", "\"" + (repo == "badsum-GGUF" ? std::string(64, 'a') : sha_) + "\"");
     });
@@ -73,6 +73,15 @@ class LocalHub {
                                  served_ += length;
                                  return true;
                                });
+    });
+    // A file whose server refuses any range (416), as when a partial download no longer
+    // matches what the hub serves.
+    server_.Get(R"(/stale/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.has_header("Range")) {
+        res.status = 416;
+        return;
+      }
+      res.set_content(file_, "application/octet-stream");
     });
     server_.Get("/api/models/test/tiny-GGUF/tree/main", [](const httplib::Request&, httplib::Response& res) {
       const nlohmann::json files = nlohmann::json::array(
@@ -172,6 +181,17 @@ TEST_F(PullTest, ACutConnectionIsResumedFetchingOnlyTheRest) {
   const PullResult r2 = again.pull("hf.co/test/tiny-GGUF/tiny-Q4_K_M.gguf", retrying);
   EXPECT_EQ(r2.transferred, hub_.file().size());
   EXPECT_EQ(read_file(r2.model.path), hub_.file());
+}
+
+TEST_F(PullTest, APartTheServerRefusesWith416IsStartedAgain) {
+  ModelStore store(root_);
+  fs::create_directories(root_ / "test" / "stale-GGUF");
+  std::ofstream(root_ / "test" / "stale-GGUF" / "m.gguf.part", std::ios::binary) << std::string(1000, 'x');
+  PullOptions retrying = options();
+  retrying.max_retries = 1;
+  const PullResult r = store.pull("hf.co/test/stale-GGUF/m.gguf", retrying);
+  EXPECT_EQ(read_file(r.model.path), hub_.file());
+  EXPECT_EQ(r.transferred, hub_.file().size());
 }
 
 TEST_F(PullTest, WrongChecksumGatedUnknownAndCancelled) {
