@@ -16,4 +16,8 @@ std::string quote_bytes(std::string_view bytes);
 // character, for cutting text to a width ("東京" cut to 4 bytes is "東").
 std::string_view utf8_prefix(std::string_view text, size_t max_bytes);
 
+// A passage as one line for a listing: line breaks become spaces and, past max_chars
+// characters, the rest becomes "…" ("東京\n大阪", 3 → "東京 …").
+std::string one_line_snippet(std::string_view text, size_t max_chars);
+
 }  // namespace koto

@@ -1,5 +1,7 @@
 #include "koto/text.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "base/utf8.h"
@@ -36,6 +38,27 @@ std::string quote_bytes(std::string_view bytes) {
 std::string_view utf8_prefix(std::string_view text, size_t max_bytes) {
   const std::string_view head = text.substr(0, max_bytes);
   return head.substr(0, utf8::complete_prefix_length(head));
+}
+
+std::string one_line_snippet(std::string_view text, size_t max_chars) {
+  std::string out;
+  size_t chars = 0;
+  for (size_t i = 0; i < text.size();) {
+    if (chars == max_chars) {
+      out += "…";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t len = std::min(text.size() - i, size_t{c < 0x80 ? 1u : c < 0xE0 ? 2u : c < 0xF0 ? 3u : 4u});
+    if (text[i] == '\n') {
+      out += ' ';
+    } else {
+      out.append(text, i, len);
+    }
+    i += len;
+    ++chars;
+  }
+  return out;
 }
 
 }  // namespace koto

@@ -22,5 +22,11 @@ TEST(Utf8Prefix, NeverEndsInsideACharacter) {
   EXPECT_EQ(utf8_prefix("東", 0), "");
 }
 
+TEST(OneLineSnippet, JoinsLinesAndCutsOnCharacters) {
+  EXPECT_EQ(one_line_snippet("東京\n大阪", 3), "東京 …");
+  EXPECT_EQ(one_line_snippet("東京\n大阪", 5), "東京 大阪");
+  EXPECT_EQ(one_line_snippet("", 3), "");
+}
+
 }  // namespace
 }  // namespace koto

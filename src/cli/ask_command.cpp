@@ -15,6 +15,7 @@
 
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
+#include "cli/interrupt_guard.h"
 #include "cli/model_path.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
@@ -27,6 +28,7 @@
 #include "koto/memory_check.h"
 #include "koto/model.h"
 #include "koto/run_stats.h"
+#include "koto/text.h"
 
 namespace koto::cli {
 namespace {
@@ -47,29 +49,10 @@ struct AskOptions {
   std::string embed_model;
 };
 
-std::atomic<bool> g_ask_cancel{false};
-extern "C" void on_ask_interrupt(int) {
-  g_ask_cancel.store(true, std::memory_order_relaxed);
-  std::signal(SIGINT, SIG_DFL);
-}
-
-std::string one_line(const std::string& s, size_t max_chars) {
-  std::string out;
-  size_t chars = 0;
-  for (size_t i = 0; i < s.size() && chars < max_chars;) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    out += s[i] == '\n' ? std::string(" ") : s.substr(i, len);
-    i += len;
-    if (++chars == max_chars && i < s.size()) out += "…";
-  }
-  return out;
-}
-
 void print_passages(const std::vector<SearchHit>& hits, const std::vector<int>& numbers) {
   for (int n : numbers) {
     const SearchHit& h = hits[static_cast<size_t>(n - 1)];
-    std::cout << fmt::format("  [{}] {}\n      {}\n", n, passage_source(h), one_line(h.text, 120));
+    std::cout << fmt::format("  [{}] {}\n      {}\n", n, passage_source(h), one_line_snippet(h.text, 120));
   }
 }
 
@@ -156,19 +139,16 @@ int run_ask(const AskOptions& o) {
   options.max_tokens = o.max_tokens;
   options.sampling.temperature = o.temperature;
   options.stop_strings = prompt.stop_strings;
-  options.cancel = &g_ask_cancel;
+  options.cancel = &InterruptGuard::flag();
   options.leading_space = LeadingSpace::kStrip;
-  struct sigaction action {};
-  struct sigaction previous {};
-  action.sa_handler = on_ask_interrupt;
-  sigemptyset(&action.sa_mask);
-  g_ask_cancel.store(false);
-  sigaction(SIGINT, &action, &previous);
-  GenerateResult result = generate(*session, tokenizer, prompt.ids, options, [](std::string_view chunk) {
-    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-    std::fflush(stdout);
-  });
-  sigaction(SIGINT, &previous, nullptr);
+  GenerateResult result;
+  {
+    const InterruptGuard interrupt_guard(/*second_ends_process=*/true);
+    result = generate(*session, tokenizer, prompt.ids, options, [](std::string_view chunk) {
+      std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+      std::fflush(stdout);
+    });
+  }
   if (result.text.empty() || result.text.back() != '\n') std::fputc('\n', stdout);
   std::fflush(stdout);
 

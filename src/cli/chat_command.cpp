@@ -28,8 +28,10 @@
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
+#include "cli/interrupt_guard.h"
 #include "cli/model_path.h"
 #include "koto/conversation.h"
+#include "koto/data_dir.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
 #include "koto/i18n.h"
@@ -54,35 +56,7 @@ struct ChatOptions {
   std::string timeline;
 };
 
-std::atomic<bool> g_chat_cancel{false};
-extern "C" void on_chat_interrupt(int) { g_chat_cancel.store(true, std::memory_order_relaxed); }
-
-// SIGINT stops the answer (not the program) while this lives.
-class AnswerInterrupt {
- public:
-  AnswerInterrupt() {
-    g_chat_cancel.store(false);
-    struct sigaction action {};
-    action.sa_handler = on_chat_interrupt;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous_);
-  }
-  ~AnswerInterrupt() { sigaction(SIGINT, &previous_, nullptr); }
-
- private:
-  struct sigaction previous_ {};
-};
-
-std::filesystem::path default_history_path() {
-  if (const char* home = std::getenv("KOTO_HOME"); home != nullptr && *home != '\0') {
-    return std::filesystem::path(home) / "chat_history";
-  }
-  if (const char* data = std::getenv("XDG_DATA_HOME"); data != nullptr && *data != '\0') {
-    return std::filesystem::path(data) / "koto" / "chat_history";
-  }
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home != nullptr ? home : ".") / ".local" / "share" / "koto" / "chat_history";
-}
+std::filesystem::path default_history_path() { return koto_data_dir() / "chat_history"; }
 
 bool input_pending() {
   pollfd fd{STDIN_FILENO, POLLIN, 0};
@@ -322,7 +296,7 @@ int run_chat(const ChatOptions& o) {
     const auto wall_start = std::chrono::steady_clock::now();
     const double cpu_start = cpu_seconds();
     try {
-      const AnswerInterrupt interrupt;
+      const InterruptGuard interrupt(/*second_ends_process=*/false);  // Ctrl-C stops the answer only
       mark("prompt");
       bool first_chunk = true;
       turn = chat.send(text, options, [&](std::string_view chunk) {
@@ -333,7 +307,7 @@ int run_chat(const ChatOptions& o) {
         }
         std::fwrite(chunk.data(), 1, chunk.size(), stdout);
         std::fflush(stdout);
-      }, &g_chat_cancel);
+      }, &InterruptGuard::flag());
       mark("idle");
     } catch (const Error& e) {
       mark("idle");

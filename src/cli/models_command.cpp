@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/interrupt_guard.h"
 #include "cli/usage_error.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
@@ -20,12 +21,6 @@
 
 namespace koto::cli {
 namespace {
-
-std::atomic<bool> g_pull_cancel{false};
-extern "C" void on_pull_interrupt(int) {
-  g_pull_cancel.store(true);
-  std::signal(SIGINT, SIG_DFL);
-}
 
 struct PullCommandOptions {
   std::string reference;
@@ -38,7 +33,7 @@ int run_pull(const PullCommandOptions& o) {
   ModelStore store;
   PullOptions options;
   options.endpoint = o.endpoint;
-  options.cancel = &g_pull_cancel;
+  options.cancel = &InterruptGuard::flag();
   // Before the bytes: will the weights alone fit in memory now?
   options.before_download = [](const std::string& name, uint64_t size) {
     const uint64_t free_memory = memory_available_now();
@@ -69,20 +64,14 @@ int run_pull(const PullCommandOptions& o) {
     std::fprintf(stderr, "%s%s%s", tty ? "\r\x1b[K" : "", line.c_str(), tty && !done ? "" : "\n");
     std::fflush(stderr);
   };
-  struct sigaction action {};
-  struct sigaction previous {};
-  action.sa_handler = on_pull_interrupt;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, &previous);
   PullResult result;
   try {
+    const InterruptGuard interrupt_guard(/*second_ends_process=*/true);
     result = store.pull(o.reference, options);
   } catch (...) {
-    sigaction(SIGINT, &previous, nullptr);
     if (tty) std::fputc('\n', stderr);
     throw;
   }
-  sigaction(SIGINT, &previous, nullptr);
   const StoredModel& m = result.model;
   if (result.already_present) {
     fmt::print("{}", tr("{0} is already in the store: {1}\n", "{0} はすでにあります: {1}\n", m.name, m.path));

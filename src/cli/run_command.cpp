@@ -26,6 +26,7 @@
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
+#include "cli/interrupt_guard.h"
 #include "cli/model_path.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
@@ -59,33 +60,6 @@ struct RunOptions {
   std::string stats_json;
   bool print_prompt = false;
   std::string timeline;
-};
-
-// Set from the SIGINT handler, read by the generator between tokens.
-std::atomic<bool> g_cancel{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the cancel flag is written from a signal handler");
-
-extern "C" void on_interrupt(int) {
-  g_cancel.store(true, std::memory_order_relaxed);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process
-}
-
-// Installs the Ctrl-C handler for the life of the run and restores the old one.
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    g_cancel.store(false);
-    struct sigaction action {};
-    action.sa_handler = on_interrupt;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous_);
-  }
-  ~InterruptGuard() { sigaction(SIGINT, &previous_, nullptr); }
-  InterruptGuard(const InterruptGuard&) = delete;
-  InterruptGuard& operator=(const InterruptGuard&) = delete;
-
- private:
-  struct sigaction previous_ {};
 };
 
 std::string read_prompt(const RunOptions& o, const CLI::App& command) {
@@ -165,7 +139,8 @@ int run(const RunOptions& o, const CLI::App& command) {
   auto mark = [&](const char* phase) {
     if (timeline) timeline->mark(phase);
   };
-  const InterruptGuard interrupt_guard;
+  const InterruptGuard interrupt_guard(/*second_ends_process=*/true);
+  std::atomic<bool>& g_cancel = InterruptGuard::flag();
   // Bad options are reported before the (possibly long) model load.
   const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   SamplingOptions sampling = o.sampling;

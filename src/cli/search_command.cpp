@@ -10,6 +10,7 @@
 #include "koto/embedding.h"
 #include "koto/model.h"
 #include "koto/i18n.h"
+#include "koto/text.h"
 
 namespace koto::cli {
 namespace {
@@ -21,25 +22,6 @@ struct SearchCommandOptions {
   bool json = false;
   std::string embed_model;
 };
-
-// The first `max_chars` characters of s, on a character boundary, lines joined.
-std::string snippet(const std::string& s, size_t max_chars) {
-  std::string out;
-  size_t chars = 0;
-  for (size_t i = 0; i < s.size() && chars < max_chars;) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if (s[i] == '\n') {
-      out += ' ';
-    } else {
-      out.append(s, i, len);
-    }
-    i += len;
-    ++chars;
-    if (chars == max_chars && i < s.size()) out += "…";
-  }
-  return out;
-}
 
 int run_search(const SearchCommandOptions& options) {
   const std::filesystem::path db = options.db.empty() ? DocIndex::default_path() : std::filesystem::path(options.db);
@@ -71,7 +53,7 @@ int run_search(const SearchCommandOptions& options) {
     const std::string where = h.page > 0 ? tr("{0} p.{1}", "{0} {1} ページ", h.path, h.page)
                                          : fmt::format("{}:{}-{}", h.path, h.line_start, h.line_end);
     fmt::print("{}. {}{}  ({:.3f})\n   {}\n", ++rank, where, h.heading.empty() ? "" : "  [" + h.heading + "]", h.score,
-               snippet(h.text, 160));
+               one_line_snippet(h.text, 160));
   }
   return kExitOk;
 }

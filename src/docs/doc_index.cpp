@@ -23,6 +23,7 @@
 #include "docs/chunker.h"
 #include "docs/extract.h"
 #include "docs/terms.h"
+#include "koto/data_dir.h"
 #include "koto/embedding.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
@@ -435,14 +436,7 @@ struct DocIndex::Impl {
   }
 };
 
-fs::path DocIndex::default_path() {
-  if (const char* home = std::getenv("KOTO_HOME"); home != nullptr && *home != '\0') return fs::path(home) / "index.db";
-  if (const char* data = std::getenv("XDG_DATA_HOME"); data != nullptr && *data != '\0') {
-    return fs::path(data) / "koto" / "index.db";
-  }
-  const char* home = std::getenv("HOME");
-  return fs::path(home != nullptr ? home : ".") / ".local" / "share" / "koto" / "index.db";
-}
+fs::path DocIndex::default_path() { return koto_data_dir() / "index.db"; }
 
 DocIndex::DocIndex(const fs::path& path, bool create) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "koto/data_dir.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 
@@ -315,12 +316,7 @@ std::string hub_endpoint(const std::string& option) {
   return e;
 }
 
-fs::path ModelStore::default_root() {
-  if (const char* home = std::getenv("KOTO_HOME"); home != nullptr && *home != '\0') return fs::path(home) / "models";
-  if (const char* data = std::getenv("XDG_DATA_HOME"); data != nullptr && *data != '\0') return fs::path(data) / "koto" / "models";
-  const char* home = std::getenv("HOME");
-  return fs::path(home != nullptr ? home : ".") / ".local" / "share" / "koto" / "models";
-}
+fs::path ModelStore::default_root() { return koto_data_dir() / "models"; }
 
 ModelStore::ModelStore(fs::path root) : root_(std::move(root)) {}
 

@@ -47,8 +47,6 @@ struct LogRecord {
   std::string note;
 };
 thread_local LogRecord t_log;
-// Grounded chat's passages, from chat_completions to generate() on the same thread.
-thread_local nlohmann::json t_sources;
 
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
@@ -136,8 +134,10 @@ struct HttpServer::Impl {
   void grounded_refusal(const ChatCompletionRequest& parsed, const json& sources, httplib::Response& res);
   std::shared_ptr<RequestHandle> submit(CompletionRequest request, const std::string& partition,
                                         const std::string& prompt_for_log);
+  // `sources`: grounded chat's passages, returned with the answer (null otherwise).
   void generate(CompletionRequest request, const GenerationParams& params, LeadingSpace leading_space,
-                bool chat_response, const Call& call, const std::string& prompt_for_log, httplib::Response& res);
+                bool chat_response, const Call& call, const std::string& prompt_for_log, httplib::Response& res,
+                json sources = json());
   void respond(Generation generation, httplib::Response& res);
   bool stream_events(Generation& g, httplib::DataSink& sink);
   bool collect_events(Generation& g, httplib::DataSink& sink);
@@ -225,7 +225,6 @@ void HttpServer::Impl::register_routes() {
   http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     t_log = LogRecord{};
     t_log.active = true;
-    t_sources = nlohmann::json();
     t_log.start = Clock::now();
     t_log.method = req.method;
     t_log.path = req.path;
@@ -448,7 +447,7 @@ std::shared_ptr<RequestHandle> HttpServer::Impl::submit(CompletionRequest reques
 // and the response (stream or JSON).
 void HttpServer::Impl::generate(CompletionRequest request, const GenerationParams& params, LeadingSpace leading_space,
                                 bool chat_response, const Call& call, const std::string& prompt_for_log,
-                                httplib::Response& res) {
+                                httplib::Response& res, json sources) {
   request.max_tokens = params.max_tokens;
   request.sampling = params.sampling;
   request.stop_strings = params.stop;
@@ -462,14 +461,14 @@ void HttpServer::Impl::generate(CompletionRequest request, const GenerationParam
   g.stream = params.stream;
   g.include_usage = params.include_usage;
   g.language = language();
-  g.sources = std::move(t_sources);
-  t_sources = json();
+  g.sources = std::move(sources);
   respond(std::move(g), res);
 }
 
 void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res) {
   ChatCompletionRequest parsed = parse_chat_completion_request(parse_body(call.body), limits);
   check_model_name(parsed.params.model, model_id);
+  json grounded_sources;
   if (parsed.documents) {
     // The question is the last user message; the model gets only the passages.
     const auto last_user = std::find_if(parsed.messages.rbegin(), parsed.messages.rend(),
@@ -511,7 +510,7 @@ void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res
       passages.pop_back();
     }
     sources.erase(sources.begin() + static_cast<std::ptrdiff_t>(passages.size()), sources.end());
-    t_sources = std::move(sources);
+    grounded_sources = std::move(sources);
   }
   if (parsed.messages.front().role != "system" && !options.system_prompt.empty()) {
     parsed.messages.insert(parsed.messages.begin(), ChatMessage{"system", options.system_prompt});
@@ -526,7 +525,7 @@ void HttpServer::Impl::chat_completions(const Call& call, httplib::Response& res
   request.prompt = tokenize_prompt(model->tokenizer(), segments);
   for (std::string& stop : chat->stop_strings()) parsed.params.stop.push_back(std::move(stop));
   generate(std::move(request), parsed.params, LeadingSpace::kStrip, /*chat=*/true, call,
-           options.log_prompts ? render_text(segments) : "", res);
+           options.log_prompts ? render_text(segments) : "", res, std::move(grounded_sources));
 }
 
 void HttpServer::Impl::completions(const Call& call, httplib::Response& res) {
