@@ -15,7 +15,7 @@ const STRINGS = {
     stopped: '(中断しました)', sources: '出典', notInDocuments: '資料には該当する記載がありませんでした。',
     model: (m) => `モデル: ${m.id} (${m.meta ? m.meta.architecture + '、' + (m.meta.parameters / 1e9).toFixed(2) + 'B パラメータ、コンテキスト ' + m.meta.n_ctx : ''})`,
     usage: (cpu, mem) => `CPU ${cpu.toFixed(0)} % · メモリ ${mem.toFixed(2)} GB`,
-    error: (m) => `エラー: ${m}`, lines: (a, b) => `${a}–${b} 行目`, page: (p) => `${p} ページ`,
+    error: (m) => `エラー: ${m}`, lines: (a, b) => (a === b ? `${a} 行目` : `${a}–${b} 行目`), page: (p) => `${p} ページ`,
   },
   en: {
     newChat: 'New chat', settings: 'Settings', systemPrompt: 'System prompt', temperature: 'Temperature', maxTokens: 'Most tokens per answer', apiKey: 'API key (if the server asks for one)',
@@ -27,7 +27,7 @@ const STRINGS = {
     stopped: '(stopped)', sources: 'Sources', notInDocuments: 'The documents do not say.',
     model: (m) => `Model: ${m.id} (${m.meta ? m.meta.architecture + ', ' + (m.meta.parameters / 1e9).toFixed(2) + 'B parameters, context ' + m.meta.n_ctx : ''})`,
     usage: (cpu, mem) => `CPU ${cpu.toFixed(0)} % · memory ${mem.toFixed(2)} GB`,
-    error: (m) => `Error: ${m}`, lines: (a, b) => `lines ${a}–${b}`, page: (p) => `page ${p}`,
+    error: (m) => `Error: ${m}`, lines: (a, b) => (a === b ? `line ${a}` : `lines ${a}–${b}`), page: (p) => `page ${p}`,
   },
 };
 // Japanese unless the browser's first choice is English.
