@@ -37,7 +37,9 @@ struct BenchOptions {
   int repetitions = 5;    // timed runs after one warm-up, >= 1
   int threads = 0;        // 0: one per physical core
   uint64_t seed = 1;      // for the token ids
-  uint64_t bandwidth_bytes = 1ull << 30;  // 0: skip the bandwidth measurement
+  uint64_t bandwidth_bytes = 1ull << 30;  // 0: skip both bandwidth measurements
+  // One more untimed prefill and generation with per-operation counters (BenchProfile).
+  bool profile = false;
   // Short progress notes ("pp 2/5") for a front end to show; may be empty.
   std::function<void(const std::string&)> progress;
 };
@@ -74,6 +76,27 @@ struct BenchModel {
   bool tied_output = false;
 };
 
+// Where one phase's time went, per token (`--profile`): one row per step of the forward
+// pass (matrix products split by weight type, with the weight bytes they streamed per
+// second), sampling, and "other" (what no step accounts for). Rows add up to the
+// phase's wall time. parallel_idle_percent: of the threads' time inside parallel
+// regions, the share not spent in tasks (hand-off, waiting for the slowest thread, or
+// time taken by other processes).
+struct BenchProfileRow {
+  std::string op;
+  double ms_per_token = 0;
+  double percent = 0;
+  double gb_per_second = 0;    // matrix products only: weight bytes streamed per second
+  double gops_per_second = 0;  // and 2 x multiply-adds per second (wall time of the row)
+};
+struct BenchProfile {
+  int tokens = 0;  // 0: not measured
+  double ms_per_token = 0;
+  double parallel_idle_percent = 0;
+  double parallel_regions_per_token = 0;
+  std::vector<BenchProfileRow> rows;
+};
+
 struct BenchResult {
   std::string timestamp;       // UTC, ISO 8601
   std::string koto_version;
@@ -92,6 +115,13 @@ struct BenchResult {
   BenchStat tg_tokens_per_second;
   double bandwidth_gb_per_second = 0.0;   // 1e9 bytes/s; 0 when skipped
   double tg_roofline_percent = 0.0;       // 0 when skipped
+  // The model file's own mapped pages read by the same threads in the same run (what tg
+  // streams), and tg's weight bytes per second as a share of it.
+  double mapped_bandwidth_gb_per_second = 0.0;
+  double tg_mapped_percent = 0.0;
+  double int8_peak_gops_per_second = 0.0;  // with --profile: kernels::int8_peak_ops_per_second
+  BenchProfile profile_pp;
+  BenchProfile profile_tg;
   uint64_t peak_rss_bytes = 0;
   uint64_t session_bytes = 0;             // KV cache + scratch for n_ctx
 };
@@ -103,6 +133,10 @@ BenchResult run_bench(const BenchOptions& options);
 // Multi-threaded streaming read of a buffer of `bytes` (touched first), best of
 // `passes`, in 1e9 bytes per second.
 double measure_read_bandwidth(uint64_t bytes, int threads, int passes = 5);
+
+// The model file's mapping streamed the same way, with `threads` threads.
+class Model;
+double measure_mapped_bandwidth(const Model& model, int threads, int passes = 5);
 
 BenchMachine describe_machine();
 
@@ -123,6 +157,8 @@ std::string bench_table(const BenchResult& result);
 std::string bench_json(const BenchResult& result);   // one pretty-printed object
 std::string bench_csv(const BenchResult& result);    // a header line and one row
 std::string bench_markdown(const BenchResult& result);
+// The per-operation breakdown (empty without --profile), in the current language.
+std::string bench_profile_table(const BenchResult& result);
 // A file name for the results folder: "<date>T<time>_<model>_t<threads>.json".
 std::string bench_result_file_name(const BenchResult& result);
 

@@ -167,7 +167,7 @@ int run_bench_command(BenchCommandOptions& options) {
   const std::string text = options.json       ? bench_json(result)
                            : options.csv      ? bench_csv(result)
                            : options.markdown ? bench_markdown(result)
-                                              : bench_table(result);
+                                              : bench_table(result) + bench_profile_table(result);
   publish(options, text, bench_json(result), bench_result_file_name(result));
   return kExitOk;
 }
@@ -195,6 +195,11 @@ CommandRunner define_bench(CLI::App& command) {
   command.add_option("--bandwidth-mb", options->bandwidth_mb,
                      std::string(pick("buffer for the read-bandwidth measurement in MiB (default 1024; 0 skips)",
                                       "読み出し帯域の測定に使うバッファ (MiB、既定 1024、0 で省略)")));
+  command.add_flag("--profile", options->bench.profile,
+                   std::string(pick("also break one prefill and one generation down by operation (matrix products by "
+                                    "type, attention, norms, …, thread waits), per token",
+                                    "前処理と生成を 1 回ずつ処理ごとに分解して表示 (型ごとの行列積、注意、正規化…、"
+                                    "スレッドの待ち)、1 トークンあたり")));
   auto* json = command.add_flag("--json", options->json, std::string(pick("print JSON", "JSON で出力")));
   auto* csv = command.add_flag("--csv", options->csv, std::string(pick("print CSV", "CSV で出力")));
   auto* md = command.add_flag("--md", options->markdown, std::string(pick("print a Markdown table", "Markdown の表で出力")));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "base/op_profile.h"
 #include "tensor/kernels.h"
 
 namespace koto::model {
@@ -24,14 +25,45 @@ int64_t rows_per_task(const ThreadPool& pool, int64_t n_rows) {
 
 void parallel_for_work(ThreadPool& pool, int64_t n_tasks, int64_t work,
                        const std::function<void(int64_t)>& fn) {
-  if (work < kMinParallelWork || pool.size() == 1) {
-    for (int64_t i = 0; i < n_tasks; ++i) fn(i);
-  } else {
-    pool.parallel_for(n_tasks, fn);
+  const bool serial = work < kMinParallelWork || pool.size() == 1;
+  if (!profile::enabled()) {
+    if (serial) {
+      for (int64_t i = 0; i < n_tasks; ++i) fn(i);
+    } else {
+      pool.parallel_for(n_tasks, fn);
+    }
+    return;
   }
+  // Profiled: how long the region took, and how much of its threads' time went into
+  // tasks (the rest is hand-off, waiting for the slowest thread, or another process).
+  profile::Counters& c = profile::counters();
+  const int64_t start = profile::now_ns();
+  auto timed = [&](int64_t i) {
+    const int64_t t0 = profile::now_ns();
+    fn(i);
+    profile::add(c.parallel_busy_ns, profile::now_ns() - t0);
+  };
+  if (serial) {
+    for (int64_t i = 0; i < n_tasks; ++i) timed(i);
+  } else {
+    pool.parallel_for(n_tasks, timed);
+  }
+  const int64_t wall = profile::now_ns() - start;
+  profile::add(c.parallel_wall_ns, wall);
+  profile::add(c.parallel_capacity_ns, wall * (serial ? 1 : pool.size()));
+  profile::add(c.parallel_regions, 1);
 }
 
 namespace {
+
+// Profiling: a task's time and the weight bytes it read, under its weight type.
+void record_matmul_task(const Matrix& w, int64_t rows, int64_t batch, int64_t ns) {
+  const size_t type = static_cast<size_t>(w.type);
+  if (type >= profile::kTypeSlots) return;
+  profile::add(profile::counters().matmul_busy_ns[type], ns);
+  profile::add(profile::counters().matmul_bytes[type], rows * w.row_bytes);
+  profile::add(profile::counters().matmul_ops[type], 2 * rows * w.n_in * batch);
+}
 
 // Quantizes x into `out` in `layout`, on all threads when the batch is large.
 void quantize_input(ThreadPool& pool, const float* x, int64_t batch, int64_t n_in,
@@ -66,14 +98,17 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
   bool quantized[2] = {false, false};
   int64_t total_rows = 0;
   int64_t work = 0;
-  for (const MatmulProduct& p : products) {
-    const int layout = static_cast<int>(kernels::q8_layout(p.w->type));
-    if (!quantized[layout]) {
-      quantize_input(pool, x, batch, n_in, kernels::q8_layout(p.w->type), buffers[layout]);
-      quantized[layout] = true;
+  {
+    const profile::Scope scope(profile::Op::kQuantize);
+    for (const MatmulProduct& p : products) {
+      const int layout = static_cast<int>(kernels::q8_layout(p.w->type));
+      if (!quantized[layout]) {
+        quantize_input(pool, x, batch, n_in, kernels::q8_layout(p.w->type), buffers[layout]);
+        quantized[layout] = true;
+      }
+      total_rows += p.w->n_out;
+      work += p.w->n_out * n_in * batch;
     }
-    total_rows += p.w->n_out;
-    work += p.w->n_out * n_in * batch;
   }
   // Tasks of about the same number of rows, never spanning two products.
   const int64_t chunk = rows_per_task(pool, total_rows);
@@ -94,11 +129,15 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
     }
   }
   kernels::Q8Activations* layouts = buffers;
+  const profile::Scope scope(profile::Op::kMatmul);
+  const bool profiling = profile::enabled();
   parallel_for_work(pool, static_cast<int64_t>(tasks.size()), work, [&](int64_t i) {
     const Task& t = tasks[static_cast<size_t>(i)];
     const Matrix& w = *t.product->w;
+    const int64_t start = profiling ? profile::now_ns() : 0;
     kernels::matmul_q8(w.type, w.data, layouts[static_cast<int>(kernels::q8_layout(w.type))],
                        t.product->y + t.begin, w.n_out, t.begin, t.end);
+    if (profiling) record_matmul_task(w, t.end - t.begin, batch, profile::now_ns() - start);
   });
 }
 
@@ -115,12 +154,16 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
     matmul_shared_input(pool, {{&w, y}}, x, batch, precision);
     return;
   }
+  const profile::Scope scope(profile::Op::kMatmul);
+  const bool profiling = profile::enabled();
 
   if (batch == 1) {
     parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
       const int64_t begin = task * chunk;
       const int64_t end = std::min(n_out, begin + chunk);
+      const int64_t start = profiling ? profile::now_ns() : 0;
       kernels::matvec(w.type, w.data, n_in, x, y + begin, begin, end);
+      if (profiling) record_matmul_task(w, end - begin, batch, profile::now_ns() - start);
     });
     return;
   }
@@ -129,6 +172,7 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
   parallel_for_work(pool, n_tasks, work, [&](int64_t task) {
     const int64_t begin = task * chunk;
     const int64_t end = std::min(n_out, begin + chunk);
+    const int64_t start = profiling ? profile::now_ns() : 0;
     thread_local std::vector<float> tile;
     for (int64_t r0 = begin; r0 < end; r0 += tile_rows) {
       const int64_t rows = std::min(tile_rows, end - r0);
@@ -144,6 +188,7 @@ void matmul(ThreadPool& pool, const Matrix& w, const float* x, int64_t batch, fl
         kernels::matvec(TensorType::kF32, tile_data, n_in, x + b * n_in, y + b * n_out + r0, 0, rows);
       }
     }
+    if (profiling) record_matmul_task(w, end - begin, batch, profile::now_ns() - start);
   });
 }
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/op_profile.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 #include "model/forward_scratch.h"
@@ -317,6 +318,11 @@ class ForwardPass {
 
  private:
   void attend(int layer);
+  // fn(b) for every row b, on the pool when the rows' `work` (values touched) is worth it.
+  template <typename Fn>
+  void for_rows(int64_t work, const Fn& fn) {
+    parallel_for_work(pool_, n_rows_, work, [&fn](int64_t b) { fn(static_cast<int32_t>(b)); });
+  }
 
   const ModelParams& p_;
   const Weights& w_;
@@ -388,6 +394,9 @@ void ForwardPass::run() {
   float* x = s_.x.data();
   float* h = s_.h.data();
 
+  using profile::Op;
+  using profile::Scope;
+  Scope embed_scope(Op::kEmbed);
   // 1. Embeddings: row `token` of token_embd (decoded when the table is quantized).
   for (int32_t b = 0; b < n_tokens; ++b) {
     kernels::dequantize_row(w_.token_embd.type, w_.token_embd.row(rows_[b].token), &x[b * n_embd], n_embd);
@@ -402,21 +411,27 @@ void ForwardPass::run() {
     }
   }
 
+  embed_scope.stop();
+
   for (int l = 0; l < p_.n_layer; ++l) {
     const LayerWeights& layer = w_.layers[static_cast<size_t>(l)];
 
     // 2. Attention block.
-    for (int32_t b = 0; b < n_tokens; ++b) {
-      rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.attn_norm.data(), n_embd, eps);
+    {
+      const Scope scope(Op::kNorm);
+      for_rows(n_tokens * n_embd, [&](int32_t b) {
+        rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.attn_norm.data(), n_embd, eps);
+      });
     }
     matmul_shared_input(pool_, {{&layer.wq, s_.q.data()}, {&layer.wk, s_.k.data()}, {&layer.wv, s_.v.data()}}, h,
                         n_tokens, precision_);
-    if (!layer.bq.empty()) {  // qwen2
-      add_rows(s_.q.data(), layer.bq.data(), n_tokens, q_dim_);
-      add_rows(s_.k.data(), layer.bk.data(), n_tokens, kv_dim_);
-      add_rows(s_.v.data(), layer.bv.data(), n_tokens, kv_dim_);
-    }
-    for (int32_t b = 0; b < n_tokens; ++b) {
+    Scope rope_scope(Op::kRope);
+    for_rows(n_tokens * (q_dim_ + 2 * kv_dim_), [&](int32_t b) {
+      if (!layer.bq.empty()) {  // qwen2
+        add_rows(&s_.q[b * q_dim_], layer.bq.data(), 1, q_dim_);
+        add_rows(&s_.k[b * kv_dim_], layer.bk.data(), 1, kv_dim_);
+        add_rows(&s_.v[b * kv_dim_], layer.bv.data(), 1, kv_dim_);
+      }
       const float* cos = &s_.cos[b * half];
       const float* sin = &s_.sin[b * half];
       for (int32_t hd = 0; hd < p_.n_head; ++hd) {
@@ -429,30 +444,51 @@ void ForwardPass::run() {
         if (!layer.k_norm.empty()) rmsnorm(k, k, layer.k_norm.data(), head_dim, eps);  // qwen3
         rope(k, cos, sin, head_dim, p_.rope_neox);
       }
+    });
+    rope_scope.stop();
+    {
+      // Rows write disjoint positions of the cache.
+      const Scope scope(Op::kKvStore);
+      for_rows(n_tokens * 2 * kv_dim_, [&](int32_t b) {
+        rows_[b].session->store_kv(l, rows_[b].position, &s_.k[b * kv_dim_], &s_.v[b * kv_dim_]);
+      });
     }
-    for (int32_t b = 0; b < n_tokens; ++b) {
-      rows_[b].session->store_kv(l, rows_[b].position, &s_.k[b * kv_dim_], &s_.v[b * kv_dim_]);
+    {
+      const Scope scope(Op::kAttention);
+      attend(l);
     }
-    attend(l);
     matmul(pool_, layer.wo, s_.att.data(), n_tokens, s_.proj.data(), precision_);
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += s_.proj[i];
+    {
+      const Scope scope(Op::kResidual);
+      for_rows(n_tokens * n_embd, [&](int32_t b) { add_rows(&x[b * n_embd], &s_.proj[b * n_embd], 1, n_embd); });
+    }
 
     // 3. Feed-forward block (SwiGLU).
-    for (int32_t b = 0; b < n_tokens; ++b) {
-      rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
+    {
+      const Scope scope(Op::kNorm);
+      for_rows(n_tokens * n_embd, [&](int32_t b) {
+        rmsnorm(&h[b * n_embd], &x[b * n_embd], layer.ffn_norm.data(), n_embd, eps);
+      });
     }
     matmul_shared_input(pool_, {{&layer.w_gate, s_.gate.data()}, {&layer.w_up, s_.up.data()}}, h, n_tokens,
                         precision_);
-    for (int64_t i = 0; i < n_tokens * int64_t{p_.n_ff}; ++i) {
-      const float g = s_.gate[i];
-      s_.gate[i] = g / (1.0f + std::exp(-g)) * s_.up[i];
+    {
+      const Scope scope(Op::kActivation);
+      const int64_t n_ff = p_.n_ff;
+      for_rows(n_tokens * n_ff, [&](int32_t b) {
+        kernels::silu_mul(&s_.gate[b * n_ff], &s_.up[b * n_ff], n_ff);
+      });
     }
     matmul(pool_, layer.w_down, s_.gate.data(), n_tokens, s_.proj.data(), precision_);
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += s_.proj[i];
+    {
+      const Scope scope(Op::kResidual);
+      for_rows(n_tokens * n_embd, [&](int32_t b) { add_rows(&x[b * n_embd], &s_.proj[b * n_embd], 1, n_embd); });
+    }
   }
 
   // 4. Output: hidden states where asked; logits of the rows that want them, computed
   //    together, then scattered.
+  Scope norm_scope(Op::kNorm);
   for (int32_t b = 0; b < n_tokens; ++b) {
     if (rows_[b].hidden != nullptr) rmsnorm(rows_[b].hidden, &x[b * n_embd], w_.output_norm.data(), n_embd, eps);
   }
@@ -462,10 +498,12 @@ void ForwardPass::run() {
     rmsnorm(&h[n_out * n_embd], &x[b * n_embd], w_.output_norm.data(), n_embd, eps);
     ++n_out;
   }
+  norm_scope.stop();
   if (n_out == 0) return;
   const size_t n_vocab = static_cast<size_t>(p_.n_vocab);
   s_.logits.resize(static_cast<size_t>(n_out) * n_vocab);
   matmul(pool_, w_.output, h, n_out, s_.logits.data(), precision_);
+  const Scope scope(Op::kOutput);
   int32_t out = 0;
   for (int32_t b = 0; b < n_tokens; ++b) {
     if (rows_[b].logits == nullptr) continue;

@@ -59,11 +59,20 @@ using QuantizeQ8RowFn = void (*)(const float* x, int64_t n, int8_t* q, float* d,
 using QuantizeQ8Row256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d,
                                     int16_t* sums);
 
+// gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i].
+using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
+// A dependency-free run of the ISA's fastest 8-bit multiply-add instruction (VNNI
+// vpdpbusd on AVX-512) on one thread; returns the operations done (2 per multiply-add),
+// so ops / seconds is the core's integer peak the matrix products are measured against.
+using Int8PeakFn = int64_t (*)(int64_t iterations);
+
 struct KernelTable {
   Isa isa;
   TypeKernels types[kTypeSlots];
   QuantizeQ8RowFn quantize_q8_row;         // kBlocks32
   QuantizeQ8Row256Fn quantize_q8_row_256;  // kBlocks256
+  SiluMulFn silu_mul;
+  Int8PeakFn int8_peak;
 };
 
 // Each ISA file fills in the entries it implements, over what is already there (the

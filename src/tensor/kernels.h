@@ -78,6 +78,15 @@ bool has_q8_kernels(TensorType type);
 void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
                int64_t y_stride, int64_t row_begin, int64_t row_end);
 
+// gate[i] = silu(gate[i]) * up[i] (SwiGLU's activation); SIMD versions within 2e-7
+// relative of the scalar std::exp reference, plus one rounding of the product.
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// Operations per second (2 per 8-bit multiply-add) the active ISA's integer
+// multiply-add instruction reaches on `threads` threads at once, best of a few short
+// runs: the peak matrix-product throughput is measured against (`koto bench --profile`).
+double int8_peak_ops_per_second(int threads);
+
 // The instruction set of the active kernels: "avx512", "avx2" or "generic".
 std::string_view active_isa();
 

@@ -3,6 +3,7 @@
 // arithmetic, products in the stated order, and this file is compiled with
 // -ffp-contract=off so no multiply-add is fused. That makes dequantize_row bit-exact
 // with ggml's to_float; the SIMD dot products are tested against these.
+#include <cmath>
 #include <cstring>
 
 #include "koto/tensor_type.h"
@@ -296,7 +297,32 @@ TypeKernels plain_kernels() {
 
 }  // namespace
 
+// The reference: std::exp in float.
+void silu_mul_scalar(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+// Eight independent integer multiply-add chains (a scalar core's best).
+int64_t int8_peak_scalar(int64_t iterations) {
+  int32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  volatile int8_t a_in = 3;
+  volatile int8_t b_in = 5;
+  const int32_t a = a_in;
+  const int32_t b = b_in;
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int32_t& v : acc) v += a * b;
+  }
+  volatile int32_t sink = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+  (void)sink;
+  return iterations * 8 * 2;
+}
+
 void add_generic_kernels(KernelTable& table) {
+  table.silu_mul = &silu_mul_scalar;
+  table.int8_peak = &int8_peak_scalar;
   auto set = [&table](TensorType type, TypeKernels kernels) {
     table.types[static_cast<uint32_t>(type)] = kernels;
   };

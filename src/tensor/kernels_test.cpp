@@ -320,3 +320,47 @@ TEST(KernelTest, ActiveIsaIsTheBestSupported) {
 
 }  // namespace
 }  // namespace koto::kernels
+
+namespace koto::kernels {
+namespace {
+
+// SwiGLU's activation against the scalar std::exp reference: values across the whole
+// float range (including where exp overflows and underflows), every tail length.
+TEST(KernelTest, SiluMulMatchesReference) {
+  std::vector<float> gate;
+  for (float g = -120.0f; g <= 120.0f; g += 0.37f) gate.push_back(g);
+  for (float g : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.7f, -88.7f, 103.0f, -103.0f}) gate.push_back(g);
+  std::vector<float> up(gate.size());
+  for (size_t i = 0; i < up.size(); ++i) up[i] = 0.5f + static_cast<float>(i % 7) * 0.25f;
+  std::vector<float> want = gate;
+  kernel_table(Isa::kGeneric).silu_mul(want.data(), up.data(), static_cast<int64_t>(want.size()));
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, static_cast<int64_t>(gate.size())}) {
+      std::vector<float> got(gate.begin(), gate.begin() + n);
+      kernel_table(isa).silu_mul(got.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const float w = want[static_cast<size_t>(i)];
+        EXPECT_NEAR(got[static_cast<size_t>(i)], w, 4e-7f * std::fabs(w) + 1e-37f)
+            << isa_name(isa) << " g=" << gate[static_cast<size_t>(i)];
+      }
+    }
+  }
+  // A NaN stays NaN.
+  float nan_gate = std::nanf("");
+  const float one = 1.0f;
+  kernel_table(active_kernel_table().isa).silu_mul(&nan_gate, &one, 1);
+  EXPECT_TRUE(std::isnan(nan_gate));
+}
+
+TEST(KernelTest, Int8PeakCountsItsOperations) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    const int64_t ops = kernel_table(isa).int8_peak(1000);
+    EXPECT_EQ(ops, isa == Isa::kAvx512 ? 1000 * 12 * 64 * 2 : 1000 * 8 * 2);
+  }
+  EXPECT_GT(int8_peak_ops_per_second(1), 0.0);
+}
+
+}  // namespace
+}  // namespace koto::kernels

@@ -11,7 +11,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <cstring>
+#include <span>
 
+#include "base/op_profile.h"
 #include "base/thread_pool.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
@@ -113,32 +116,37 @@ BenchMachine describe_machine() {
   return m;
 }
 
-double measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
-  const size_t n = static_cast<size_t>(std::max<uint64_t>(bytes / sizeof(uint64_t), 1024));
-  const std::unique_ptr<uint64_t[]> buffer = std::make_unique_for_overwrite<uint64_t[]>(n);
-  ThreadPool pool(threads);
+namespace {
+
+// Streams [data, data + bytes) with every thread of the pool (a slice per task), best of
+// `passes`, in 1e9 bytes per second.
+double stream_read_gbps(const uint8_t* data, size_t bytes, ThreadPool& pool, int passes) {
+  const size_t n = bytes / sizeof(uint64_t);
+  if (n == 0) return 0.0;
   const int64_t n_tasks = static_cast<int64_t>(pool.size()) * 16;
   const size_t per_task = (n + static_cast<size_t>(n_tasks) - 1) / static_cast<size_t>(n_tasks);
-  // Touch every page from the threads that will read it.
-  pool.parallel_for(n_tasks, [&](int64_t task) {
-    const size_t begin = static_cast<size_t>(task) * per_task;
-    const size_t end = std::min(n, begin + per_task);
-    for (size_t i = begin; i < end; ++i) buffer[i] = i;
-  });
   std::vector<uint64_t> sums(static_cast<size_t>(n_tasks));
   double best = 0.0;
   for (int pass = 0; pass < std::max(1, passes); ++pass) {
     const auto start = Clock::now();
     pool.parallel_for(n_tasks, [&](int64_t task) {
-      const size_t begin = static_cast<size_t>(task) * per_task;
+      const size_t begin = std::min(n, static_cast<size_t>(task) * per_task);
       const size_t end = std::min(n, begin + per_task);
       // Eight independent sums so the loop is bound by loads, not by an add chain.
       uint64_t a[8] = {};
       size_t i = begin;
       for (; i + 8 <= end; i += 8) {
-        for (int k = 0; k < 8; ++k) a[k] += buffer[i + static_cast<size_t>(k)];
+        for (int k = 0; k < 8; ++k) {
+          uint64_t word;
+          std::memcpy(&word, data + (i + static_cast<size_t>(k)) * sizeof(uint64_t), sizeof(word));
+          a[k] += word;
+        }
       }
-      for (; i < end; ++i) a[0] += buffer[i];
+      for (; i < end; ++i) {
+        uint64_t word;
+        std::memcpy(&word, data + i * sizeof(uint64_t), sizeof(word));
+        a[0] += word;
+      }
       sums[static_cast<size_t>(task)] = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
     });
     const double seconds = seconds_since(start);
@@ -149,6 +157,29 @@ double measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
   for (uint64_t s : sums) sink = sink + s;
   (void)sink;
   return best;
+}
+
+}  // namespace
+
+double measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
+  const size_t n = static_cast<size_t>(std::max<uint64_t>(bytes / sizeof(uint64_t), 1024));
+  const std::unique_ptr<uint64_t[]> buffer = std::make_unique_for_overwrite<uint64_t[]>(n);
+  ThreadPool pool(threads);
+  const int64_t n_tasks = static_cast<int64_t>(pool.size()) * 16;
+  const size_t per_task = (n + static_cast<size_t>(n_tasks) - 1) / static_cast<size_t>(n_tasks);
+  // Touch every page from the threads that will read it.
+  pool.parallel_for(n_tasks, [&](int64_t task) {
+    const size_t begin = std::min(n, static_cast<size_t>(task) * per_task);
+    const size_t end = std::min(n, begin + per_task);
+    for (size_t i = begin; i < end; ++i) buffer[i] = i;
+  });
+  return stream_read_gbps(reinterpret_cast<const uint8_t*>(buffer.get()), n * sizeof(uint64_t), pool, passes);
+}
+
+double measure_mapped_bandwidth(const Model& model, int threads, int passes) {
+  const std::string_view bytes = model.file().bytes();
+  ThreadPool pool(threads);
+  return stream_read_gbps(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), pool, passes);
 }
 
 // Model facts that do not need the forward pass: types, bytes read per token.
@@ -193,6 +224,54 @@ BenchModel describe_bench_model(const std::string& path, const Model& model) {
   }
   return m;
 }
+
+namespace {
+
+// The counters of one phase as rows per token: every step's wall time, the matrix
+// products split by weight type in proportion to their tasks' busy time, and what no
+// step accounts for.
+BenchProfile make_profile(const profile::Snapshot& snap, double seconds, int tokens) {
+  BenchProfile p;
+  p.tokens = tokens;
+  p.ms_per_token = 1e3 * seconds / tokens;
+  const double total_ns = seconds * 1e9;
+  auto row = [&](std::string op, double ns, double bytes, double ops = 0) {
+    BenchProfileRow r;
+    r.op = std::move(op);
+    r.ms_per_token = ns / 1e6 / tokens;
+    r.percent = total_ns > 0 ? 100.0 * ns / total_ns : 0.0;
+    r.gb_per_second = ns > 0 && bytes > 0 ? bytes / ns : 0.0;
+    r.gops_per_second = ns > 0 && ops > 0 ? ops / ns : 0.0;
+    p.rows.push_back(std::move(r));
+  };
+  double accounted = 0.0;
+  int64_t busy_total = 0;
+  for (int64_t busy : snap.matmul_busy_ns) busy_total += busy;
+  const double matmul_wall = static_cast<double>(snap.wall_ns[static_cast<size_t>(profile::Op::kMatmul)]);
+  for (size_t type = 0; type < snap.matmul_busy_ns.size(); ++type) {
+    if (snap.matmul_busy_ns[type] == 0 || busy_total == 0) continue;
+    const double ns = matmul_wall * static_cast<double>(snap.matmul_busy_ns[type]) / static_cast<double>(busy_total);
+    row(fmt::format("matmul {}", tensor_type_name(static_cast<TensorType>(type))), ns,
+        static_cast<double>(snap.matmul_bytes[type]), static_cast<double>(snap.matmul_ops[type]));
+  }
+  std::sort(p.rows.begin(), p.rows.end(), [](const auto& a, const auto& b) { return a.ms_per_token > b.ms_per_token; });
+  accounted += matmul_wall;
+  for (int op = 0; op < profile::kOpCount; ++op) {
+    if (op == static_cast<int>(profile::Op::kMatmul)) continue;
+    const double ns = static_cast<double>(snap.wall_ns[static_cast<size_t>(op)]);
+    accounted += ns;
+    row(std::string(profile::op_name(static_cast<profile::Op>(op))), ns, 0.0);
+  }
+  row("other", std::max(0.0, total_ns - accounted), 0.0);
+  if (snap.parallel_capacity_ns > 0) {
+    p.parallel_idle_percent = 100.0 * static_cast<double>(snap.parallel_capacity_ns - snap.parallel_busy_ns) /
+                              static_cast<double>(snap.parallel_capacity_ns);
+    p.parallel_regions_per_token = static_cast<double>(snap.parallel_regions) / tokens;
+  }
+  return p;
+}
+
+}  // namespace
 
 BenchStamp bench_stamp() { return {utc_timestamp(), KOTO_VERSION, KOTO_GIT_COMMIT}; }
 
@@ -287,6 +366,47 @@ BenchResult run_bench(const BenchOptions& options) {
     result.tg_tokens_per_second = BenchStat::of(tg);
   }
 
+  if (options.profile) {
+    // One untimed prefill and generation with the counters on (they cost a clock read
+    // per step, so the timed runs above are left without them).
+    note(std::string(pick("profile", "プロファイル")));
+    auto argmax = [](std::span<const float> logits) {
+      const profile::Scope scope(profile::Op::kSampling);
+      return static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    };
+    profile::set_enabled(true);
+    if (options.n_prompt > 0) {
+      session->truncate(0);
+      const std::vector<TokenId> prompt = random_tokens(options.n_prompt);
+      profile::reset();
+      start = Clock::now();
+      argmax(session->eval(prompt));
+      result.profile_pp = make_profile(profile::snapshot(), seconds_since(start), options.n_prompt);
+    }
+    if (options.n_gen > 0) {
+      session->truncate(0);
+      session->eval(random_tokens(kTgPrompt));
+      const std::vector<TokenId> tokens = random_tokens(options.n_gen);
+      profile::reset();
+      start = Clock::now();
+      for (const TokenId id : tokens) argmax(session->eval(std::span<const TokenId>(&id, 1)));
+      result.profile_tg = make_profile(profile::snapshot(), seconds_since(start), options.n_gen);
+    }
+    profile::set_enabled(false);
+    note(std::string(pick("8-bit multiply-add peak", "8 ビット積和のピーク")));
+    result.int8_peak_gops_per_second = kernels::int8_peak_ops_per_second(model->n_threads()) / 1e9;
+  }
+
+  // The pages tg streams, read in the same run: the bound tg is measured against.
+  if (options.bandwidth_bytes > 0) {
+    note(std::string(pick("model file read bandwidth", "モデルファイルの読み出し帯域")));
+    result.mapped_bandwidth_gb_per_second = measure_mapped_bandwidth(*model, model->n_threads());
+    if (result.mapped_bandwidth_gb_per_second > 0 && result.tg_tokens_per_second.mean > 0) {
+      result.tg_mapped_percent = 100.0 * static_cast<double>(result.model.weight_bytes_per_token) *
+                                 result.tg_tokens_per_second.mean / (result.mapped_bandwidth_gb_per_second * 1e9);
+    }
+  }
+
   // Before the bandwidth buffer exists, so it does not count.
   result.peak_rss_bytes = peak_rss_bytes();
   const int threads = result.threads;
@@ -339,6 +459,21 @@ std::string bench_json(const BenchResult& r) {
   j["tg_tokens_per_s"] = stat_json(r.tg_tokens_per_second);
   j["bandwidth_gb_per_s"] = r.bandwidth_gb_per_second;
   j["tg_roofline_percent"] = r.tg_roofline_percent;
+  j["mapped_bandwidth_gb_per_s"] = r.mapped_bandwidth_gb_per_second;
+  j["tg_mapped_percent"] = r.tg_mapped_percent;
+  auto profile_json = [](const BenchProfile& p) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const BenchProfileRow& row : p.rows) {
+      rows.push_back({{"op", row.op}, {"ms_per_token", row.ms_per_token}, {"percent", row.percent},
+                      {"gb_per_s", row.gb_per_second}, {"gops_per_s", row.gops_per_second}});
+    }
+    return nlohmann::json{{"tokens", p.tokens}, {"ms_per_token", p.ms_per_token},
+                          {"parallel_idle_percent", p.parallel_idle_percent},
+                          {"parallel_regions_per_token", p.parallel_regions_per_token}, {"rows", rows}};
+  };
+  j["int8_peak_gops_per_s"] = r.int8_peak_gops_per_second;
+  if (r.profile_pp.tokens > 0) j["profile_pp"] = profile_json(r.profile_pp);
+  if (r.profile_tg.tokens > 0) j["profile_tg"] = profile_json(r.profile_tg);
   j["peak_rss_bytes"] = r.peak_rss_bytes;
   j["session_bytes"] = r.session_bytes;
   j["file_plus_session_bytes"] = r.model.file_bytes + r.session_bytes;
@@ -424,6 +559,11 @@ std::string bench_table(const BenchResult& r) {
                 human_bytes(static_cast<double>(r.machine.l3_cache_bytes)));
     }
   }
+  if (r.mapped_bandwidth_gb_per_second > 0) {
+    out += tr("  model file read     {0:10.2f} GB/s (its mapped pages, same threads); tg = {1:.1f}% of it\n",
+              "  モデルファイル読出  {0:10.2f} GB/秒 (マップされたページ、同じスレッド数)。tg はその {1:.1f}%\n",
+              r.mapped_bandwidth_gb_per_second, r.tg_mapped_percent);
+  }
   out += tr("  peak memory (RSS)   {0:>10}   (file {1} + KV cache and buffers {2} = {3})\n",
             "  最大メモリ (RSS)    {0:>10}   (ファイル {1} + KV キャッシュとバッファ {2} = {3})\n",
             human_bytes(static_cast<double>(r.peak_rss_bytes)), human_bytes(static_cast<double>(r.model.file_bytes)),
@@ -432,6 +572,37 @@ std::string bench_table(const BenchResult& r) {
   out += tr("  machine: {0}, {1} CPUs, {2} memory; koto {3} ({4}), {5}\n",
             "  マシン: {0}、CPU {1} 個、メモリ {2}。koto {3} ({4})、{5}\n", r.machine.cpu_model, r.machine.logical_cpus,
             human_bytes(static_cast<double>(r.machine.memory_bytes)), r.koto_version, r.git_commit, r.timestamp);
+  return out;
+}
+
+std::string bench_profile_table(const BenchResult& r) {
+  std::string out;
+  auto one = [&](const BenchProfile& p, std::string_view phase) {
+    if (p.tokens == 0) return;
+    out += tr("{0}: {1:.3f} ms per token over {2} tokens; threads idle in parallel regions {3:.1f}% of their time "
+              "({4:.0f} regions per token)\n",
+              "{0}: 1 トークンあたり {1:.3f} ms ({2} トークン)。並列区間でスレッドが待っていた時間 {3:.1f}% "
+              "(1 トークンあたり {4:.0f} 区間)\n",
+              phase, p.ms_per_token, p.tokens, p.parallel_idle_percent, p.parallel_regions_per_token);
+    for (const BenchProfileRow& row : p.rows) {
+      if (row.percent < 0.05 && row.op != "other") continue;
+      out += fmt::format("  {:<16} {:9.3f} ms {:6.1f}%", row.op, row.ms_per_token, row.percent);
+      if (row.gb_per_second > 0) {
+        out += fmt::format("  {:6.1f} GB/s  {:6.1f} GOP/s", row.gb_per_second, row.gops_per_second);
+        if (r.int8_peak_gops_per_second > 0) {
+          out += fmt::format(" ({:.0f}% of peak)", 100.0 * row.gops_per_second / r.int8_peak_gops_per_second);
+        }
+      }
+      out += "\n";
+    }
+  };
+  if (r.int8_peak_gops_per_second > 0) {
+    out += tr("8-bit multiply-add peak of {0} threads: {1:.0f} GOP/s (matrix products below: share of it)\n",
+              "{0} スレッドの 8 ビット積和ピーク: {1:.0f} GOP/秒 (以下の行列積はその何 % か)\n", r.threads,
+              r.int8_peak_gops_per_second);
+  }
+  one(r.profile_pp, fmt::format("pp{}", r.n_prompt));
+  one(r.profile_tg, fmt::format("tg{}", r.n_gen));
   return out;
 }
 

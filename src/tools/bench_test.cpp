@@ -71,6 +71,49 @@ TEST(Bench, MeasuresStories260KWithSaneValues) {
   EXPECT_NE(bench_result_file_name(r).find("stories260K_t1.json"), std::string::npos);
 }
 
+TEST(Bench, ProfileRowsAddUpToEachPhase) {
+  BenchOptions options;
+  options.model_path = fixture_path("models/stories260K.gguf");
+  options.n_prompt = 16;
+  options.n_gen = 8;
+  options.repetitions = 1;
+  options.threads = 2;
+  options.bandwidth_bytes = 16 << 20;
+  options.profile = true;
+  const BenchResult r = run_bench(options);
+  EXPECT_GT(r.mapped_bandwidth_gb_per_second, 0.0);
+  EXPECT_GT(r.tg_mapped_percent, 0.0);
+  for (const BenchProfile* p : {&r.profile_pp, &r.profile_tg}) {
+    EXPECT_EQ(p->tokens, p == &r.profile_pp ? 16 : 8);
+    double sum = 0.0;
+    bool matmul_f32 = false;
+    bool sampling = false;
+    for (const BenchProfileRow& row : p->rows) {
+      EXPECT_GE(row.ms_per_token, 0.0) << row.op;
+      sum += row.ms_per_token;
+      if (row.op == "matmul F32") {
+        matmul_f32 = true;
+        EXPECT_GT(row.gops_per_second, 0.0);
+      }
+      if (row.op == "sampling") sampling = row.ms_per_token > 0;
+    }
+    EXPECT_TRUE(matmul_f32);
+    EXPECT_TRUE(sampling);
+    // "other" is what the steps leave, so the rows add up to the phase (when the steps
+    // do not add up to more, which they cannot: they are disjoint parts of it).
+    EXPECT_NEAR(sum, p->ms_per_token, 1e-9 + 1e-6 * p->ms_per_token);
+    EXPECT_GE(p->parallel_idle_percent, 0.0);
+    EXPECT_LE(p->parallel_idle_percent, 100.0);
+  }
+  const nlohmann::json j = nlohmann::json::parse(bench_json(r));
+  EXPECT_EQ(j["profile_tg"]["tokens"], 8);
+  EXPECT_GT(j["mapped_bandwidth_gb_per_s"].get<double>(), 0.0);
+  const std::string table = bench_profile_table(r);
+  EXPECT_NE(table.find("pp16"), std::string::npos);
+  EXPECT_NE(table.find("matmul F32"), std::string::npos);
+  EXPECT_NE(table.find("attention"), std::string::npos);
+}
+
 TEST(Bench, StatisticsAreMeanAndSampleSd) {
   const BenchStat s = BenchStat::of({1.0, 2.0, 3.0, 4.0});
   EXPECT_DOUBLE_EQ(s.mean, 2.5);
