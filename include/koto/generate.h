@@ -50,6 +50,15 @@ struct GenerateOptions {
   // already held earlier tokens). Chat front ends pass kStrip: the answer follows the
   // template's markup.
   std::optional<LeadingSpace> leading_space;
+  // Lookup (prompt n-gram) decoding: after each chosen token, up to max_draft tokens
+  // are guessed from an earlier occurrence of the last 3 (else 2) tokens in the prompt
+  // and answer, and checked in the same forward pass; the agreeing guesses are kept
+  // (Sampler::sample_with_draft), so greedy output is token for token what it is
+  // without guesses and sampled output has the same distribution. The number of
+  // guesses shrinks after a miss and grows after hits. 0: off.
+  struct Lookup {
+    int32_t max_draft = 6;
+  } lookup;
 };
 
 struct GenerateResult {

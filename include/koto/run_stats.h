@@ -33,6 +33,8 @@ struct RunStats {
   uint64_t output_chars = 0;              // characters (code points) of the printed answer
   std::string stop_reason;                // "eos", "max_tokens", "stop_string", "context_full", "cancelled"
   uint64_t seed = 0;                      // sampler seed actually used
+  int32_t lookup_drafted = 0;             // tokens guessed by lookup decoding
+  int32_t lookup_accepted = 0;            // of them, kept (each saved one forward pass)
 
   double total_seconds = 0.0;             // wall time of the whole command
   double cpu_user_seconds = 0.0;          // over total_seconds, all threads

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
@@ -60,6 +61,18 @@ class Sampler {
   // history: call accept() with the token that was actually used.
   TokenId sample(std::span<const float> logits);
 
+  // For lookup decoding: decides the next token given a drafted guess, so that the
+  // token has exactly the distribution sample() would give. Greedy: the best token,
+  // accepted when it is the draft. Otherwise the draft is kept with its probability
+  // p(draft) under all the filters above, else a token is drawn from the rest
+  // (renormalized). Uses the RNG differently from sample(), so a seed gives other
+  // (equally distributed) text with drafts than without.
+  struct DraftResult {
+    TokenId token;
+    bool accepted;  // token == draft
+  };
+  DraftResult sample_with_draft(std::span<const float> logits, TokenId draft);
+
   // Adds a token to the penalty history (prompt tokens too, so the window covers the
   // context like llama.cpp's does).
   void accept(TokenId id);
@@ -78,6 +91,11 @@ class Sampler {
   };
 
   void apply_penalties(std::vector<Candidate>& candidates) const;
+  // Fills candidates_ and weights_ (temperature applied, weights_total_ their sum), or
+  // returns the token when the choice is certain (greedy, or no finite weights).
+  std::optional<TokenId> weigh(std::span<const float> logits);
+  // The candidate where the running weight passes r, leaving out `skip`.
+  TokenId draw(double r, TokenId skip) const;
   // Reorders candidates_ so the smallest top-p head comes first; returns its size.
   size_t top_p_cut(float max_logit);
   double uniform();  // [0, 1), 53 random bits
@@ -88,6 +106,7 @@ class Sampler {
   std::deque<TokenId> history_;  // last repeat_last_n accepted tokens (all when -1)
   std::vector<Candidate> candidates_;
   std::vector<double> weights_;
+  double weights_total_ = 0.0;
 };
 
 }  // namespace koto

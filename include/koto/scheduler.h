@@ -66,6 +66,10 @@ struct CompletionRequest {
   bool ignore_eos = false;            // never choose an end-of-generation token (benchmarks: fixed lengths)
   std::string cache_partition;        // requests share cached prefixes only within one partition
   Language language = Language::kEnglish;  // of messages about this request
+  // Lookup decoding, as generate() does it (GenerateOptions::Lookup): up to this many
+  // guessed tokens checked with each step's row; 0: off. Same text for a seed as
+  // generate() with the same setting.
+  int32_t lookup_max_draft = GenerateOptions::Lookup{}.max_draft;
 };
 
 struct RequestStats {
@@ -81,6 +85,8 @@ struct RequestStats {
   double total_seconds = 0;                // submit → end
   StopReason stop_reason = StopReason::kMaxTokens;
   uint64_t seed = 0;             // the sampler's seed
+  int32_t lookup_drafted = 0;    // tokens guessed by lookup decoding
+  int32_t lookup_accepted = 0;   // of them, kept
 
   // New (evaluated) prompt tokens per second of prompt_seconds; 0 when empty.
   double prompt_tokens_per_second() const;
@@ -181,6 +187,9 @@ class Scheduler {
   void admit(Pending& pending);
   void step();
   void choose_token(Slot& slot, std::span<const float> logits);
+  bool take_token(Slot& slot, TokenId id);
+  void check_guesses(Slot& slot, std::span<const float> rows);
+  std::span<const float> visible_logits(const Slot& slot, std::span<const float> logits) const;
   void emit(Slot& slot, const std::string& text);
   void finish(Slot& slot, StopReason reason);
   void fail(Slot& slot, ErrorCode code, const std::string& message);

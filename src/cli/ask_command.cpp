@@ -40,6 +40,7 @@ struct AskOptions {
   int k = 5;
   double min_coverage = DocIndex::kDefaultMinCoverage;
   int32_t max_tokens = 512;
+  int32_t lookup = GenerateOptions::Lookup{}.max_draft;
   float temperature = 0.0f;
   int32_t n_ctx = 0;
   int threads = 0;
@@ -137,6 +138,7 @@ int run_ask(const AskOptions& o) {
 
   GenerateOptions options;
   options.max_tokens = o.max_tokens;
+  options.lookup.max_draft = o.lookup;
   options.sampling.temperature = o.temperature;
   options.stop_strings = prompt.stop_strings;
   options.cancel = &InterruptGuard::flag();
@@ -195,6 +197,13 @@ CommandRunner define_ask(CLI::App& command) {
                      tr("answer only when the best passage covers this share of the question (default {0})",
                         "最良の資料が質問のこの割合を含むときだけ回答する (既定 {0})", DocIndex::kDefaultMinCoverage))
       ->check(CLI::Range(0.0, 1.0));
+  command.add_option("--lookup", o->lookup,
+                     help("lookup decoding: most tokens guessed from the prompt and checked in one pass (0: off; "
+                          "greedy output is unchanged, sampled output keeps its distribution)",
+                          "先読み復号: プロンプトから推測して 1 回で確かめる最大トークン数 (0: 無効。"
+                          "貪欲法の出力は変わらず、サンプリングの分布も変わらない)"))
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
   command.add_option("-n,--max-tokens", o->max_tokens, help("most tokens of the answer (default 512)", "回答の最大トークン数 (既定 512)"))
       ->check(CLI::Range(1, 1 << 20));
   command.add_option("--temp", o->temperature, help("temperature (default 0: greedy)", "温度 (既定 0: 貪欲法)"));

@@ -49,6 +49,7 @@ struct RunOptions {
   std::string file;
   bool raw = false;
   int32_t max_tokens = 512;
+  int32_t lookup = GenerateOptions::Lookup{}.max_draft;
   SamplingOptions sampling;
   int64_t seed = -1;
   std::vector<std::string> stop;
@@ -184,6 +185,7 @@ int run(const RunOptions& o, const CLI::App& command) {
 
   GenerateOptions options;
   options.max_tokens = o.max_tokens;
+  options.lookup.max_draft = o.lookup;
   options.sampling = sampling;
   options.stop_strings = o.stop;
   options.cancel = &g_cancel;
@@ -282,6 +284,13 @@ CommandRunner define_run(CLI::App& command) {
   command.add_flag("--raw", o->raw,
                    help("No chat template: continue the prompt as-is after BOS (special-token text is recognized)",
                         "チャットテンプレートを使わず、BOS の後にプロンプトをそのまま続ける (特殊トークンの表記を認識)"));
+  command.add_option("--lookup", o->lookup,
+                     help("Lookup decoding: most tokens guessed from the prompt and checked in one pass (0: off; "
+                          "greedy output is unchanged, sampled output keeps its distribution)",
+                          "先読み復号: プロンプトから推測して 1 回で確かめる最大トークン数 (0: 無効。"
+                          "貪欲法の出力は変わらず、サンプリングの分布も変わらない)"))
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
   command.add_option("-n,--max-tokens", o->max_tokens,
                      help("Most tokens to generate (-1: until the context is full)", "生成する最大トークン数 (-1: コンテキストが尽きるまで)"))
       ->capture_default_str()

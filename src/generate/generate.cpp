@@ -1,11 +1,14 @@
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <vector>
 
 #include "base/utf8.h"
 #include "koto/error.h"
 #include "koto/generate.h"
 #include "koto/i18n.h"
 #include "koto/text_stream.h"
+#include "generate/ngram_draft.h"
 
 namespace koto {
 namespace {
@@ -102,26 +105,82 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
   stats.prompt_seconds = seconds_between(start, Clock::now());
   for (TokenId id : prompt) sampler.accept(id);
 
-  while (true) {
-    if (cancelled(options.cancel)) return finish(StopReason::kCancelled);
-    if (options.max_tokens >= 0 && result.tokens.size() >= static_cast<size_t>(options.max_tokens)) {
-      return finish(StopReason::kMaxTokens);
-    }
-    const TokenId id = sampler.sample(logits);
+  // Lookup decoding (see GenerateOptions::lookup): guesses from the prompt and the
+  // answer so far, checked in one pass with the token just chosen.
+  const int32_t max_draft = std::max<int32_t>(options.lookup.max_draft, 0);
+  NgramDraft drafter(max_draft);
+  if (max_draft > 0) drafter.push(prompt);
+  const size_t n_vocab = logits.size();
+  // Where the session must end when generation stops: every chosen token but the last
+  // evaluated (checked drafts past a stop are dropped again).
+  const int32_t base = session.n_past() - static_cast<int32_t>(prompt.size());
+  auto trim_session = [&] {
+    const int32_t keep = base + static_cast<int32_t>(prompt.size()) +
+                         std::max<int32_t>(static_cast<int32_t>(result.tokens.size()) - 1, 0);
+    if (session.n_past() > keep) session.truncate(keep);
+  };
+  auto done = [&](StopReason reason) {
+    trim_session();
+    return finish(reason);
+  };
+
+  // Takes a chosen token; returns a reason to stop, if any.
+  auto take = [&](TokenId id) -> std::optional<StopReason> {
     result.tokens.push_back(id);
     if (result.tokens.size() == 1) {
       first_token_time = Clock::now();
       stats.time_to_first_token_seconds = seconds_between(start, first_token_time);
     }
-    if (tokenizer.is_end_of_generation(id)) return finish(StopReason::kEndOfGeneration);
+    if (tokenizer.is_end_of_generation(id)) return StopReason::kEndOfGeneration;
     sampler.accept(id);
+    if (max_draft > 0) drafter.push(id);
     emit(stream.push(id));
-    if (stream.stopped()) return finish(StopReason::kStopString);
+    if (stream.stopped()) return StopReason::kStopString;
     if (options.max_tokens >= 0 && result.tokens.size() >= static_cast<size_t>(options.max_tokens)) {
-      return finish(StopReason::kMaxTokens);  // the last token needs no evaluation
+      return StopReason::kMaxTokens;  // the last token needs no evaluation
     }
-    if (session.n_past() >= session.n_ctx()) return finish(StopReason::kContextFull);
-    logits = session.eval(std::span<const TokenId>(&id, 1));
+    return std::nullopt;
+  };
+
+  std::optional<TokenId> next;  // already chosen (a rejected draft's replacement)
+  while (true) {
+    if (cancelled(options.cancel)) return done(StopReason::kCancelled);
+    if (options.max_tokens >= 0 && result.tokens.size() >= static_cast<size_t>(options.max_tokens)) {
+      return done(StopReason::kMaxTokens);
+    }
+    const TokenId id = next ? *next : sampler.sample(logits);
+    next.reset();
+    if (const auto stop = take(id)) return done(*stop);
+    if (session.n_past() >= session.n_ctx()) return done(StopReason::kContextFull);
+
+    // Guesses must fit the context beside `id` and stay within max_tokens.
+    int32_t room = max_draft > 0 ? session.n_ctx() - session.n_past() - 1 : 0;
+    if (options.max_tokens >= 0) {
+      room = std::min<int32_t>(room, options.max_tokens - static_cast<int32_t>(result.tokens.size()) - 1);
+    }
+    const std::vector<TokenId> draft = room > 0 ? drafter.guess(room) : std::vector<TokenId>{};
+    if (draft.empty()) {
+      logits = session.eval(std::span<const TokenId>(&id, 1));
+      continue;
+    }
+    std::vector<TokenId> check{id};
+    check.insert(check.end(), draft.begin(), draft.end());
+    const std::span<const float> rows = session.eval(check, /*all_logits=*/true);
+    stats.lookup_drafted += static_cast<int32_t>(draft.size());
+    size_t accepted = 0;
+    for (; accepted < draft.size(); ++accepted) {
+      const Sampler::DraftResult r = sampler.sample_with_draft(rows.subspan(accepted * n_vocab, n_vocab), draft[accepted]);
+      if (!r.accepted) {
+        next = r.token;
+        break;
+      }
+      ++stats.lookup_accepted;
+      if (const auto stop = take(r.token)) return done(*stop);
+    }
+    drafter.record(static_cast<int32_t>(draft.size()), static_cast<int32_t>(accepted));
+    // The session keeps `id` and the accepted guesses; the rest is dropped.
+    session.truncate(session.n_past() - static_cast<int32_t>(draft.size() - accepted));
+    logits = rows.subspan(accepted * n_vocab, n_vocab);
   }
 }
 

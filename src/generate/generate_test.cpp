@@ -289,5 +289,69 @@ TEST_F(GeneratorOnStories, SameSeedSameTextAndOtherSeedsDiffer) {
   EXPECT_GE(differing, 2);
 }
 
+// Lookup decoding must not change greedy output by one token, with or without
+// penalties, on prompts that repeat themselves (guesses are made and kept) and on one
+// that does not; the session ends holding every chosen token but the last.
+TEST_F(GeneratorOnStories, LookupDecodingKeepsGreedyOutputTokenForToken) {
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const std::vector<std::string> prompts = {
+      "Once upon a time there was a little girl named Lily. Once upon a time there was a little",
+      "The cat sat on the mat. The cat sat on the mat. The cat sat on the mat. The cat",
+      "Tom had a red ball and a blue kite",
+  };
+  int32_t kept_total = 0;
+  for (const std::string& text : prompts) {
+    const std::vector<TokenId> prompt = tokenizer.encode(text, true, false);
+    for (float penalty : {1.0f, 1.3f}) {
+      GenerateOptions plain = greedy(120);
+      plain.sampling.repeat_penalty = penalty;
+      plain.lookup.max_draft = 0;
+      GenerateOptions lookup = plain;
+      lookup.lookup.max_draft = 6;
+      const std::unique_ptr<Session> a = model_->new_session();
+      const std::unique_ptr<Session> b = model_->new_session();
+      const GenerateResult without = generate(*a, tokenizer, prompt, plain);
+      std::string streamed;
+      const GenerateResult with = generate(*b, tokenizer, prompt, lookup, [&](std::string_view c) { streamed += c; });
+      EXPECT_EQ(with.tokens, without.tokens) << text << " penalty " << penalty;
+      EXPECT_EQ(with.text, without.text);
+      EXPECT_EQ(streamed, with.text);
+      EXPECT_EQ(with.stop_reason, without.stop_reason);
+      EXPECT_EQ(without.stats.lookup_drafted, 0);
+      EXPECT_LE(with.stats.lookup_accepted, with.stats.lookup_drafted);
+      kept_total += with.stats.lookup_accepted;
+      EXPECT_EQ(b->n_past(), a->n_past());
+      // The sessions agree on what follows, too.
+      const TokenId last = with.tokens.back();
+      const std::span<const float> la = a->eval(std::span<const TokenId>(&last, 1));
+      const std::vector<float> logits_a(la.begin(), la.end());
+      const std::span<const float> lb = b->eval(std::span<const TokenId>(&last, 1));
+      for (size_t i = 0; i < logits_a.size(); i += 37) EXPECT_NEAR(lb[i], logits_a[i], 1e-4f);
+    }
+  }
+  // The repetitive prompts make the model repeat, so guesses were made and kept.
+  EXPECT_GT(kept_total, 20);
+}
+
+// A guess past max_tokens or the context is never made: lengths stay exact.
+TEST_F(GeneratorOnStories, LookupDecodingStopsAtMaxTokensAndContext) {
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const std::vector<TokenId> prompt =
+      tokenizer.encode("The cat sat on the mat. The cat sat on the mat. The cat", true, false);
+  for (int32_t max_tokens : {1, 2, 5, 17}) {
+    const std::unique_ptr<Session> session = model_->new_session();
+    const GenerateResult r = generate(*session, tokenizer, prompt, greedy(max_tokens));
+    EXPECT_EQ(r.stats.generated_tokens, max_tokens);
+    EXPECT_EQ(session->n_past(), static_cast<int32_t>(prompt.size()) + max_tokens - 1);
+  }
+  SessionOptions small;
+  small.n_ctx = static_cast<int32_t>(prompt.size()) + 9;
+  const std::unique_ptr<Session> session = model_->new_session(small);
+  const GenerateResult r = generate(*session, tokenizer, prompt, greedy(-1));
+  EXPECT_EQ(r.stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(r.stats.generated_tokens, 10);
+  EXPECT_EQ(session->n_past(), small.n_ctx);
+}
+
 }  // namespace
 }  // namespace koto

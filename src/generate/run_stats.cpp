@@ -88,6 +88,11 @@ std::string format_run_stats(const RunStats& s) {
   line(tr("output:          {0} characters ({1:.1f} characters/s), {2} bytes",
           "出力:            {0} 文字 (毎秒 {1:.1f} 文字), {2} バイト", s.output_chars, s.chars_per_second(),
           s.output_bytes));
+  if (s.lookup_drafted > 0) {
+    line(tr("lookup:          {0} of {1} guessed tokens kept (each one a forward pass saved)",
+            "先読み:          推測した {1} トークンのうち {0} を採用 (1 つごとに順伝播 1 回を節約)", s.lookup_accepted,
+            s.lookup_drafted));
+  }
   line(tr("stopped by:      {0}", "停止理由:        {0}", s.stop_reason.empty() ? "-" : s.stop_reason));
   line(tr("peak memory:     {0} (resident, from the OS)", "最大メモリ:      {0} (常駐、OS の計測値)",
           mib(s.peak_rss_bytes)));
@@ -121,6 +126,8 @@ std::string run_stats_json(const RunStats& s) {
       {"chars_per_s", s.chars_per_second()},
       {"stop_reason", s.stop_reason},
       {"seed", s.seed},
+      {"lookup_drafted", s.lookup_drafted},
+      {"lookup_accepted", s.lookup_accepted},
       {"total_s", s.total_seconds},
       {"cpu_user_s", s.cpu_user_seconds},
       {"cpu_system_s", s.cpu_system_seconds},

@@ -115,6 +115,41 @@ size_t Sampler::top_p_cut(float max_logit) {
 }
 
 TokenId Sampler::sample(std::span<const float> logits) {
+  if (const std::optional<TokenId> certain = weigh(logits)) return *certain;
+  const double r = uniform() * weights_total_;
+  return draw(r, -1);
+}
+
+Sampler::DraftResult Sampler::sample_with_draft(std::span<const float> logits, TokenId draft) {
+  if (const std::optional<TokenId> certain = weigh(logits)) return {*certain, *certain == draft};
+  // Speculative sampling with a draft that was certain (an n-gram lookup proposes one
+  // token, q(draft) = 1): keep it with probability p(draft); otherwise draw from p
+  // without it, renormalized. The token's distribution is exactly p.
+  double draft_weight = 0.0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    if (candidates_[i].id == draft) draft_weight = weights_[i];
+  }
+  if (uniform() * weights_total_ < draft_weight) return {draft, true};
+  const double rest = weights_total_ - draft_weight;
+  if (rest <= 0.0) return {draft, true};  // rounding: nothing else has weight
+  return {draw(uniform() * rest, draft), false};
+}
+
+TokenId Sampler::draw(double r, TokenId skip) const {
+  double acc = 0.0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    if (candidates_[i].id == skip) continue;
+    acc += weights_[i];
+    if (r < acc) return candidates_[i].id;
+  }
+  // Rounding left r at the very top: the last token with any weight.
+  for (size_t i = candidates_.size(); i-- > 0;) {
+    if (weights_[i] > 0.0 && candidates_[i].id != skip) return candidates_[i].id;
+  }
+  return candidates_[0].id;
+}
+
+std::optional<TokenId> Sampler::weigh(std::span<const float> logits) {
   if (logits.empty()) {
     throw Error(ErrorCode::kInvalidArgument, tr("cannot sample from empty logits", "空のロジットからは選べません"));
   }
@@ -172,17 +207,8 @@ TokenId Sampler::sample(std::span<const float> logits) {
     weights[i] = std::exp(static_cast<double>(candidates_[i].logit - max_logit) * inv_temp);
     total += weights[i];
   }
-  const double r = uniform() * total;
-  double acc = 0.0;
-  for (size_t i = 0; i < candidates_.size(); ++i) {
-    acc += weights[i];
-    if (r < acc) return candidates_[i].id;
-  }
-  // Rounding left r at the very top: the last token with any weight.
-  for (size_t i = candidates_.size(); i-- > 0;) {
-    if (weights[i] > 0.0) return candidates_[i].id;
-  }
-  return candidates_[0].id;
+  weights_total_ = total;
+  return std::nullopt;
 }
 
 }  // namespace koto

@@ -230,5 +230,53 @@ TEST(Sampler, RejectsOptionsThatCannotWork) {
   EXPECT_THROW(Sampler{options}, Error);
 }
 
+// Speculative acceptance with a certain guess leaves the distribution as it is: over
+// many draws, each token's frequency matches sample()'s own probabilities (after top-k,
+// at temperature 0.7) within 5 standard deviations, whether the guess is likely,
+// unlikely or cut by top-k; greedy keeps the guess exactly when it is the best token.
+TEST(Sampler, DraftAcceptanceKeepsTheDistribution) {
+  const std::vector<float> logits = {2.0f, 1.5f, 0.3f, -0.5f, 1.0f, -3.0f};
+  SamplingOptions options;
+  options.temperature = 0.7f;
+  options.top_k = 5;
+  options.top_p = 1.0f;
+  options.min_p = 0.0f;
+  options.seed = 77;
+  // Expected: softmax(logits / 0.7) over the top 5 (id 5 cut).
+  std::vector<double> p(logits.size(), 0.0);
+  double total = 0.0;
+  for (size_t i = 0; i < 5; ++i) {
+    p[i] = std::exp(logits[i] / 0.7);
+    total += p[i];
+  }
+  for (double& v : p) v /= total;
+  constexpr int kDraws = 60000;
+  for (TokenId guess : {0, 3, 5}) {
+    Sampler sampler(options);
+    std::vector<int> counts(logits.size(), 0);
+    int accepted = 0;
+    for (int i = 0; i < kDraws; ++i) {
+      const Sampler::DraftResult r = sampler.sample_with_draft(logits, guess);
+      ++counts[static_cast<size_t>(r.token)];
+      accepted += r.accepted;
+      EXPECT_EQ(r.accepted, r.token == guess);
+    }
+    for (size_t t = 0; t < logits.size(); ++t) {
+      const double sd = std::sqrt(kDraws * p[t] * (1 - p[t]));
+      EXPECT_NEAR(counts[t], kDraws * p[t], 5 * sd + 1) << "guess " << guess << " token " << t;
+    }
+    if (guess == 5) {
+      EXPECT_EQ(accepted, 0);
+    }
+  }
+  SamplingOptions greedy = options;
+  greedy.temperature = 0.0f;
+  Sampler g(greedy);
+  EXPECT_TRUE(g.sample_with_draft(logits, 0).accepted);
+  const Sampler::DraftResult miss = g.sample_with_draft(logits, 1);
+  EXPECT_FALSE(miss.accepted);
+  EXPECT_EQ(miss.token, 0);
+}
+
 }  // namespace
 }  // namespace koto

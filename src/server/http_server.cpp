@@ -453,6 +453,7 @@ void HttpServer::Impl::generate(CompletionRequest request, const GenerationParam
   request.stop_strings = params.stop;
   request.ignore_eos = params.ignore_eos;
   request.leading_space = leading_space;
+  request.lookup_max_draft = options.lookup;
   Generation g;
   g.who = {new_id(chat_response ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), model_id};
   t_log.id = g.who.id;

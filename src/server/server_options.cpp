@@ -26,6 +26,11 @@ const ServerOptionRow kServerOptions[] = {
      "系列ごとのコンテキスト長 (0: モデルの値、最大 4096)", &O::n_ctx, 0, INT32_MAX},
     {"--parallel", "KOTO_PARALLEL", "Sequences generated at once (slots)", "同時に生成する系列の数 (処理枠)",
      &O::parallel, 1, 256},
+    {"--lookup", "KOTO_LOOKUP",
+     "Lookup decoding: tokens guessed from the prompt and checked in one pass (0: off; greedy "
+     "output unchanged, sampled output keeps its distribution)",
+     "先読み復号: プロンプトから推測して 1 回で確かめるトークン数 (0: 無効。貪欲法の出力は変わらず、サンプリングの分布も変わらない)",
+     &O::lookup, 0, 16},
     {"--queue", "KOTO_QUEUE", "Requests that may wait for a slot; more get 503 with Retry-After",
      "処理枠を待てる依頼の数。超えると 503 (Retry-After 付き)", &O::queue, 0, 100000},
     {"--batch", "KOTO_BATCH", "Tokens per forward pass: one per generating slot, the rest for prompts",

@@ -20,6 +20,7 @@
 #include "base/utf8.h"
 #include "koto/gguf_identity.h"
 #include "serving/token_prefix.h"
+#include "generate/ngram_draft.h"
 
 namespace koto {
 namespace {
@@ -100,6 +101,8 @@ struct Scheduler::Slot {
   TokenId pending_token = 0;
   std::optional<Sampler> sampler;
   std::optional<TextStream> stream;
+  std::optional<NgramDraft> drafter;  // lookup decoding, when the request asks for it
+  std::vector<TokenId> check;         // this step's row: pending_token, then the guesses
   int32_t generated = 0;
   RequestStats stats;
 
@@ -367,6 +370,7 @@ void Scheduler::release(Slot& slot) {
   slot.handle.reset();
   slot.sampler.reset();
   slot.stream.reset();
+  slot.drafter.reset();
   slot.generating = false;
   slot.last_used = ++c.tick;
   c.busy_slots.fetch_sub(1);
@@ -376,6 +380,10 @@ void Scheduler::finish(Slot& slot, StopReason reason) {
   Core& c = *core_;
   const ScopedLanguage language(slot.request.language);
   const Clock::time_point now = Clock::now();
+  // Guesses evaluated past the last kept token leave the KV cache.
+  if (static_cast<size_t>(slot.session->n_past()) > slot.tokens.size()) {
+    slot.session->truncate(static_cast<int32_t>(slot.tokens.size()));
+  }
   if (slot.stream) emit(slot, slot.stream->finish());
   RequestStats& stats = slot.stats;
   stats.generated_tokens = slot.generated;
@@ -418,35 +426,70 @@ void Scheduler::fail(Slot& slot, ErrorCode code, const std::string& message) {
   handle->push(std::move(event));
 }
 
+// The slot's logits as its sampler may see them (end-of-generation tokens masked for
+// ignore_eos).
+std::span<const float> Scheduler::visible_logits(const Slot& slot, std::span<const float> logits) const {
+  if (!slot.request.ignore_eos) return logits;
+  thread_local std::vector<float> masked;
+  masked.assign(logits.begin(), logits.end());
+  for (TokenId eog : end_of_generation_) {
+    if (static_cast<size_t>(eog) < masked.size()) masked[static_cast<size_t>(eog)] = -std::numeric_limits<float>::infinity();
+  }
+  return masked;
+}
+
 // After the logits of the slot's last evaluated token: choose the next token and stream it.
 void Scheduler::choose_token(Slot& slot, std::span<const float> logits) {
+  take_token(slot, slot.sampler->sample(visible_logits(slot, logits)));
+}
+
+// A chosen token: stream it and end the request or leave it generating. Returns
+// whether the slot still generates.
+bool Scheduler::take_token(Slot& slot, TokenId id) {
   const Tokenizer& tokenizer = model_.tokenizer();
-  TokenId id;
-  if (slot.request.ignore_eos) {
-    thread_local std::vector<float> masked;
-    masked.assign(logits.begin(), logits.end());
-    for (TokenId eog : end_of_generation_) {
-      if (static_cast<size_t>(eog) < masked.size()) masked[static_cast<size_t>(eog)] = -std::numeric_limits<float>::infinity();
-    }
-    id = slot.sampler->sample(masked);
-  } else {
-    id = slot.sampler->sample(logits);
-  }
   ++slot.generated;
   if (slot.generated == 1) {
     slot.first_token = Clock::now();
     slot.stats.time_to_first_token_seconds = seconds_between(slot.submitted, slot.first_token);
   }
-  if (tokenizer.is_end_of_generation(id)) return finish(slot, StopReason::kEndOfGeneration);
+  if (tokenizer.is_end_of_generation(id)) return finish(slot, StopReason::kEndOfGeneration), false;
   slot.sampler->accept(id);
+  if (slot.drafter) slot.drafter->push(id);
   emit(slot, slot.stream->push(id));
-  if (slot.stream->stopped()) return finish(slot, StopReason::kStopString);
+  if (slot.stream->stopped()) return finish(slot, StopReason::kStopString), false;
   if (slot.request.max_tokens >= 0 && slot.generated >= slot.request.max_tokens) {
-    return finish(slot, StopReason::kMaxTokens);  // the last token needs no evaluation
+    return finish(slot, StopReason::kMaxTokens), false;  // the last token needs no evaluation
   }
-  if (slot.session->n_past() >= slot.session->n_ctx()) return finish(slot, StopReason::kContextFull);
+  if (slot.tokens.size() >= static_cast<size_t>(slot.session->n_ctx())) {
+    return finish(slot, StopReason::kContextFull), false;
+  }
   slot.pending_token = id;
   slot.generating = true;
+  return true;
+}
+
+// After a step that checked guesses: keep the agreeing ones (Sampler::sample_with_draft),
+// then choose from the first row not kept, as generate() does.
+void Scheduler::check_guesses(Slot& slot, std::span<const float> rows) {
+  const size_t n_vocab = rows.size() / slot.check.size();
+  const std::span<const TokenId> guesses = std::span<const TokenId>(slot.check).subspan(1);
+  slot.stats.lookup_drafted += static_cast<int32_t>(guesses.size());
+  size_t kept = 0;
+  for (; kept < guesses.size(); ++kept) {
+    const Sampler::DraftResult r =
+        slot.sampler->sample_with_draft(visible_logits(slot, rows.subspan(kept * n_vocab, n_vocab)), guesses[kept]);
+    if (!r.accepted) {
+      slot.drafter->record(static_cast<int32_t>(guesses.size()), static_cast<int32_t>(kept));
+      slot.session->truncate(static_cast<int32_t>(slot.tokens.size()));
+      take_token(slot, r.token);
+      return;
+    }
+    ++slot.stats.lookup_accepted;
+    slot.tokens.push_back(guesses[kept]);
+    if (!take_token(slot, guesses[kept])) return;
+  }
+  slot.drafter->record(static_cast<int32_t>(guesses.size()), static_cast<int32_t>(kept));
+  choose_token(slot, rows.subspan(kept * n_vocab, n_vocab));
 }
 
 void Scheduler::step() {
@@ -466,9 +509,18 @@ void Scheduler::step() {
   int32_t rows_left = options_.batch_tokens;
   for (Slot& slot : c.slots) {
     if (!slot.busy() || !slot.generating) continue;
-    entries.push_back({slot.session.get(), std::span<const TokenId>(&slot.pending_token, 1), false, {}});
+    slot.check.assign(1, slot.pending_token);
+    // Guesses within the context, max_tokens and a fair share of the step's rows.
+    int32_t room = slot.session->n_ctx() - slot.session->n_past() - 1;
+    if (slot.request.max_tokens >= 0) room = std::min(room, slot.request.max_tokens - slot.generated - 1);
+    room = std::min(room, rows_left / 2);
+    if (slot.drafter && room > 0) {
+      const std::vector<TokenId> guesses = slot.drafter->guess(room);
+      slot.check.insert(slot.check.end(), guesses.begin(), guesses.end());
+    }
+    entries.push_back({slot.session.get(), std::span<const TokenId>(slot.check), slot.check.size() > 1, {}});
     owners.push_back(&slot);
-    --rows_left;
+    rows_left -= static_cast<int32_t>(slot.check.size());
   }
   std::vector<Slot*> prefilling;
   for (Slot& slot : c.slots) {
@@ -502,14 +554,23 @@ void Scheduler::step() {
   for (size_t i = 0; i < entries.size(); ++i) {
     Slot& slot = *owners[i];
     const ScopedLanguage language(slot.request.language);
-    slot.tokens.insert(slot.tokens.end(), entries[i].tokens.begin(), entries[i].tokens.end());
     try {
+      if (slot.generating && slot.check.size() > 1) {
+        slot.tokens.push_back(slot.check[0]);
+        check_guesses(slot, entries[i].logits);
+        continue;
+      }
+      slot.tokens.insert(slot.tokens.end(), entries[i].tokens.begin(), entries[i].tokens.end());
       const bool prompt_done_now = !slot.generating;
       if (prompt_done_now) {
         slot.prompt_done += entries[i].tokens.size();
         if (slot.prompt_done < slot.request.prompt.size()) continue;  // more slices to come
         slot.stats.prompt_seconds = seconds_between(slot.admitted, Clock::now());
         for (TokenId id : slot.request.prompt) slot.sampler->accept(id);
+        if (slot.request.lookup_max_draft > 0) {
+          slot.drafter.emplace(slot.request.lookup_max_draft);
+          slot.drafter->push(slot.request.prompt);
+        }
       }
       choose_token(slot, entries[i].logits);
       // The prompt goes to the prefix cache after the first token is out (storing a long

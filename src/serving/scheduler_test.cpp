@@ -61,6 +61,7 @@ std::string generate_alone(const Model& model, const CompletionRequest& request)
   options.sampling = request.sampling;
   options.stop_strings = request.stop_strings;
   options.leading_space = request.leading_space;
+  options.lookup.max_draft = request.lookup_max_draft;
   return generate(*session, model.tokenizer(), request.prompt, options).text;
 }
 
@@ -132,6 +133,49 @@ TEST(Scheduler, SeededSamplingIsTheSameConcurrentlyAndAlone) {
     const Outcome out = collect(*handles[i]);
     EXPECT_EQ(out.text, generate_alone(*model, requests[i])) << i;
     EXPECT_EQ(out.last.stats.seed, 1234 + i);
+  }
+}
+
+// Lookup decoding in concurrent slots: greedy text is what it is without guesses (and
+// what generate() gives), guesses were kept, and seeded sampling with guesses is what
+// generate() gives with guesses.
+TEST(Scheduler, LookupDecodingKeepsTextWithConcurrentSlots) {
+  auto model = stories();
+  const Tokenizer& tokenizer = model->tokenizer();
+  std::vector<std::vector<TokenId>> prompts;
+  for (const char* text : {"The cat sat on the mat. The cat sat on the mat. The cat",
+                           "Once upon a time there was a little girl named Lily. Once upon a time there was a",
+                           "Tom had a red ball and a blue kite"}) {
+    prompts.push_back(tokenizer.encode(text, true, false));
+  }
+  SchedulerOptions options;
+  options.n_slots = 3;
+  Scheduler scheduler(*model, options);
+  for (float temperature : {0.0f, 0.8f}) {
+    std::vector<CompletionRequest> requests;
+    std::vector<std::shared_ptr<RequestHandle>> handles;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      CompletionRequest request = greedy_request(prompts[i], 80);
+      request.sampling.temperature = temperature;
+      request.sampling.seed = 99 + i;
+      request.lookup_max_draft = 6;
+      requests.push_back(request);
+      handles.push_back(scheduler.submit(request));
+    }
+    int32_t kept = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const Outcome out = collect(*handles[i]);
+      EXPECT_EQ(out.text, generate_alone(*model, requests[i])) << i;
+      if (temperature == 0.0f) {
+        CompletionRequest plain = requests[i];
+        plain.lookup_max_draft = 0;
+        EXPECT_EQ(out.text, generate_alone(*model, plain)) << i;
+      }
+      EXPECT_EQ(out.last.stats.generated_tokens, 80);
+      EXPECT_LE(out.last.stats.lookup_accepted, out.last.stats.lookup_drafted);
+      kept += out.last.stats.lookup_accepted;
+    }
+    EXPECT_GT(kept, 10) << temperature;
   }
 }
 
