@@ -40,6 +40,10 @@ struct BenchOptions {
   uint64_t bandwidth_bytes = 1ull << 30;  // 0: skip both bandwidth measurements
   // One more untimed prefill and generation with per-operation counters (BenchProfile).
   bool profile = false;
+  // Lookup decoding (BenchLookup): greedy generation of n_gen tokens after a 64-token
+  // prompt without guesses, with guesses from the prompt only, and with the answer
+  // itself given as reference text (what an answer quoting its passage gets).
+  bool lookup = false;
   // Short progress notes ("pp 2/5") for a front end to show; may be empty.
   std::function<void(const std::string&)> progress;
 };
@@ -97,6 +101,18 @@ struct BenchProfile {
   std::vector<BenchProfileRow> rows;
 };
 
+// tg of greedy generation, median of the repetitions, three ways (alternated per
+// repetition): off, on with nothing to quote (random prompt), on with the answer in
+// the reference text (a quote). Each "on" run's text is checked to equal the "off" one.
+struct BenchLookup {
+  BenchStat off_tokens_per_second;
+  BenchStat no_match_tokens_per_second;
+  BenchStat quote_tokens_per_second;
+  int32_t no_match_drafted = 0, no_match_accepted = 0;  // of the last repetition
+  int32_t quote_drafted = 0, quote_accepted = 0;
+  bool same_text = true;
+};
+
 struct BenchResult {
   std::string timestamp;       // UTC, ISO 8601
   std::string koto_version;
@@ -120,6 +136,7 @@ struct BenchResult {
   double mapped_bandwidth_gb_per_second = 0.0;
   double tg_mapped_percent = 0.0;
   double int8_peak_gops_per_second = 0.0;  // with --profile: kernels::int8_peak_ops_per_second
+  BenchLookup lookup;  // with options.lookup
   BenchProfile profile_pp;
   BenchProfile profile_tg;
   uint64_t peak_rss_bytes = 0;

@@ -58,6 +58,9 @@ struct GenerateOptions {
   // guesses shrinks after a miss and grows after hits. 0: off.
   struct Lookup {
     int32_t max_draft = 6;
+    // More text the answer may quote without the model seeing it (an earlier answer
+    // being regenerated, a document): guesses come from it as from the prompt.
+    std::vector<TokenId> reference;
   } lookup;
 };
 

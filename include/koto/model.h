@@ -119,6 +119,11 @@ class Session {
 
   virtual int32_t n_past() const = 0;
   virtual int32_t n_ctx() const = 0;
+  // The most tokens one eval may take with every token's logits bit-identical to
+  // evaluating the tokens one at a time (the kernels' arithmetic per vector is the same
+  // up to this many vectors at once); at least 1. Lookup decoding checks no more, so
+  // greedy output never changes with it.
+  virtual int32_t exact_rows() const = 0;
   // Forgets positions >= n (keeps a shared prefix for reuse); n >= n_past() changes
   // nothing. Throws kInvalidArgument for n < 0.
   virtual void truncate(int32_t n) = 0;

@@ -200,6 +200,10 @@ CommandRunner define_bench(CLI::App& command) {
                                     "type, attention, norms, …, thread waits), per token",
                                     "前処理と生成を 1 回ずつ処理ごとに分解して表示 (型ごとの行列積、注意、正規化…、"
                                     "スレッドの待ち)、1 トークンあたり")));
+  command.add_flag("--lookup", options->bench.lookup,
+                   std::string(pick("also measure lookup decoding: greedy tg without guesses, with nothing to quote, and "
+                                    "quoting a reference text that holds the answer",
+                                    "先読み復号も測定: 推測なし・引用なし・答えを含む参照文からの引用の 3 通りの貪欲生成 tg")));
   auto* json = command.add_flag("--json", options->json, std::string(pick("print JSON", "JSON で出力")));
   auto* csv = command.add_flag("--csv", options->csv, std::string(pick("print CSV", "CSV で出力")));
   auto* md = command.add_flag("--md", options->markdown, std::string(pick("print a Markdown table", "Markdown の表で出力")));

@@ -107,9 +107,13 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
 
   // Lookup decoding (see GenerateOptions::lookup): guesses from the prompt and the
   // answer so far, checked in one pass with the token just chosen.
-  const int32_t max_draft = std::max<int32_t>(options.lookup.max_draft, 0);
+  // No more rows than the kernels compute exactly as single rows (Session::exact_rows).
+  const int32_t max_draft = std::clamp<int32_t>(options.lookup.max_draft, 0, session.exact_rows() - 1);
   NgramDraft drafter(max_draft);
-  if (max_draft > 0) drafter.push(prompt);
+  if (max_draft > 0) {
+    drafter.push(options.lookup.reference);
+    drafter.push(prompt);
+  }
   const size_t n_vocab = logits.size();
   // Where the session must end when generation stops: every chosen token but the last
   // evaluated (checked drafts past a stop are dropped again).

@@ -41,6 +41,7 @@ class ScriptedSession : public Session {
   }
   int32_t n_past() const override { return n_past_; }
   int32_t n_ctx() const override { return n_ctx_; }
+  int32_t exact_rows() const override { return 8; }
   void truncate(int32_t n) override { n_past_ = std::min(n_past_, n); }
   // No KV cache to export: generate() never asks for it.
   TensorType kv_type() const override { return TensorType::kF32; }

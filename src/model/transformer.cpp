@@ -75,6 +75,7 @@ class TransformerSession final : public Session {
   std::span<const float> eval_hidden(std::span<const TokenId> tokens) override;
   int32_t n_past() const override { return n_past_; }
   int32_t n_ctx() const override { return n_ctx_; }
+  int32_t exact_rows() const override;
   void truncate(int32_t n) override;
   TensorType kv_type() const override { return kv_type_; }
   size_t kv_bytes_per_position() const override {
@@ -173,6 +174,21 @@ std::span<const float> TransformerSession::eval_hidden(std::span<const TokenId> 
   BatchEntry entry{this, tokens, false, {}, true};
   model_.eval_batch(std::span<BatchEntry>(&entry, 1));
   return entry.logits;
+}
+
+int32_t TransformerSession::exact_rows() const {
+  const Weights& w = model_.weights();
+  // A float32 KV cache computes every product in float (MatmulPrecision::kFloat32):
+  // one vector reads the stored rows, several a decoded copy, so only F32 weights agree.
+  auto rows_of = [&](const Matrix& m) -> int64_t {
+    if (kv_type_ == TensorType::kF32 || !kernels::has_q8_kernels(m.type)) return m.type == TensorType::kF32 ? kMaxBatch : 1;
+    return kernels::exact_vectors(m.type);
+  };
+  int64_t rows = rows_of(w.output);
+  for (const LayerWeights& l : w.layers) {
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) rows = std::min(rows, rows_of(*m));
+  }
+  return static_cast<int32_t>(std::max<int64_t>(rows, 1));
 }
 
 void TransformerSession::truncate(int32_t n) {

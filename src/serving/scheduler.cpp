@@ -567,8 +567,9 @@ void Scheduler::step() {
         if (slot.prompt_done < slot.request.prompt.size()) continue;  // more slices to come
         slot.stats.prompt_seconds = seconds_between(slot.admitted, Clock::now());
         for (TokenId id : slot.request.prompt) slot.sampler->accept(id);
-        if (slot.request.lookup_max_draft > 0) {
-          slot.drafter.emplace(slot.request.lookup_max_draft);
+        const int32_t max_draft = std::min(slot.request.lookup_max_draft, slot.session->exact_rows() - 1);
+        if (max_draft > 0) {
+          slot.drafter.emplace(max_draft);
           slot.drafter->push(slot.request.prompt);
         }
       }

@@ -212,6 +212,12 @@ void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
                     x.n_vectors, y, y_stride, row_end - row_begin);
 }
 
+int64_t exact_vectors(TensorType type) {
+  if (!has_q8_kernels(type)) return 1;
+  if (active_kernel_table().isa == Isa::kAvx512 && q8_layout(type) == Q8Layout::kBlocks32) return 4;
+  return 8;
+}
+
 void silu_mul(float* gate, const float* up, int64_t n) { active_kernel_table().silu_mul(gate, up, n); }
 
 double int8_peak_ops_per_second(int threads) {

@@ -87,6 +87,12 @@ void silu_mul(float* gate, const float* up, int64_t n);
 // runs: the peak matrix-product throughput is measured against (`koto bench --profile`).
 double int8_peak_ops_per_second(int threads);
 
+// The most vectors one matmul_q8 call on `type` takes with each vector's results
+// bit-identical to a call with that vector alone, for the active kernels: 4 for the
+// 32-value block types on AVX-512 (more go to the prefill tile kernels, which sum in
+// another order), 8 otherwise (tested up to 8). 1 for types without integer kernels.
+int64_t exact_vectors(TensorType type);
+
 // The instruction set of the active kernels: "avx512", "avx2" or "generic".
 std::string_view active_isa();
 

@@ -12,6 +12,7 @@
 #include "koto/error.h"
 #include "koto/gguf.h"
 #include "tensor/kernel_table.h"
+#include "tools/random_blocks.h"
 #include "tensor/kernels.h"
 #include "test_support.h"
 
@@ -300,6 +301,51 @@ TEST(KernelMatmulQ8Test, FloatTypesHaveNoIntegerKernels) {
   quantize_activations(x.data(), 1, 64, a);
   float y = 0;
   EXPECT_THROW(matmul_q8(TensorType::kF16, x.data(), a, &y, 1, 0, 1), Error);
+}
+
+}  // namespace
+}  // namespace koto::kernels
+
+namespace koto::kernels {
+namespace {
+
+// Lookup decoding relies on this: up to exact_vectors(type) vectors in one call give
+// every vector the very bits it gets alone (so greedy output cannot change); checked
+// on every integer type for 2 .. that many vectors.
+TEST(MatmulQ8, VectorsTogetherAreBitIdenticalToAloneUpToExactVectors) {
+  static tools::RandomBlockPools pools(0.02f, 91);
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1, TensorType::kQ8_0,
+                          TensorType::kQ2_K, TensorType::kQ3_K, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K,
+                          TensorType::kIQ4_NL, TensorType::kIQ4_XS}) {
+    const int64_t n = 4096;
+    const int64_t rows = 48;
+    const int64_t row_bytes = tensor_row_bytes(type, n);
+    std::vector<uint8_t> w(static_cast<size_t>(row_bytes * rows));
+    uint64_t state = 17;
+    for (int64_t r = 0; r < rows; ++r) pools.get(type).fill_row(w.data() + r * row_bytes, n, state);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const int64_t max_vectors = exact_vectors(type);
+    EXPECT_GE(max_vectors, 4) << tensor_type_name(type);
+    for (int64_t nv = 2; nv <= max_vectors; ++nv) {
+      std::vector<float> x(static_cast<size_t>(n * nv));
+      for (float& v : x) v = normal(rng);
+      Q8Activations together;
+      Q8Activations alone;
+      quantize_activations(x.data(), nv, n, together, q8_layout(type));
+      std::vector<float> y_together(static_cast<size_t>(rows * nv));
+      std::vector<float> y_alone(static_cast<size_t>(rows));
+      matmul_q8(type, w.data(), together, y_together.data(), rows, 0, rows);
+      for (int64_t v = 0; v < nv; ++v) {
+        quantize_activations(x.data() + v * n, 1, n, alone, q8_layout(type));
+        matmul_q8(type, w.data(), alone, y_alone.data(), rows, 0, rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(std::memcmp(&y_alone[static_cast<size_t>(r)], &y_together[static_cast<size_t>(v * rows + r)], 4), 0)
+              << tensor_type_name(type) << " vectors " << nv << " vector " << v << " row " << r;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "base/op_profile.h"
 #include "base/thread_pool.h"
 #include "koto/error.h"
+#include "koto/generate.h"
 #include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
@@ -32,6 +33,9 @@
 #endif
 
 namespace koto {
+
+BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, const std::vector<TokenId>& prompt);
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -273,6 +277,43 @@ BenchProfile make_profile(const profile::Snapshot& snap, double seconds, int tok
 
 }  // namespace
 
+// See BenchLookup. The tokenizer is not needed for ids, but generate() streams text.
+BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, const std::vector<TokenId>& prompt) {
+  BenchLookup out;
+  SessionOptions session_options;
+  session_options.n_ctx = static_cast<int32_t>(prompt.size()) + options.n_gen + 8;
+  const std::unique_ptr<Session> session = model.new_session(session_options);
+  auto run = [&](int32_t max_draft, const std::vector<TokenId>& reference) {
+    session->truncate(0);
+    GenerateOptions g;
+    g.max_tokens = options.n_gen;
+    g.sampling.temperature = 0.0f;
+    g.lookup.max_draft = max_draft;
+    g.lookup.reference = reference;
+    return generate(*session, model.tokenizer(), prompt, g);
+  };
+  const GenerateResult reference_run = run(0, {});  // warm-up, and the text to quote
+  std::vector<TokenId> answer = reference_run.tokens;
+  std::vector<double> off, no_match, quote;
+  for (int r = 0; r < options.repetitions; ++r) {
+    const GenerateResult a = run(0, {});
+    const GenerateResult b = run(GenerateOptions::Lookup{}.max_draft, {});
+    const GenerateResult c = run(GenerateOptions::Lookup{}.max_draft, answer);
+    off.push_back(a.stats.generation_tokens_per_second());
+    no_match.push_back(b.stats.generation_tokens_per_second());
+    quote.push_back(c.stats.generation_tokens_per_second());
+    out.same_text = out.same_text && a.tokens == reference_run.tokens && b.tokens == a.tokens && c.tokens == a.tokens;
+    out.no_match_drafted = b.stats.lookup_drafted;
+    out.no_match_accepted = b.stats.lookup_accepted;
+    out.quote_drafted = c.stats.lookup_drafted;
+    out.quote_accepted = c.stats.lookup_accepted;
+  }
+  out.off_tokens_per_second = BenchStat::of(off);
+  out.no_match_tokens_per_second = BenchStat::of(no_match);
+  out.quote_tokens_per_second = BenchStat::of(quote);
+  return out;
+}
+
 BenchStamp bench_stamp() { return {utc_timestamp(), KOTO_VERSION, KOTO_GIT_COMMIT}; }
 
 BenchResult run_bench(const BenchOptions& options) {
@@ -364,6 +405,11 @@ BenchResult run_bench(const BenchOptions& options) {
       if (r > 0) tg.push_back(options.n_gen / seconds_since(start));
     }
     result.tg_tokens_per_second = BenchStat::of(tg);
+  }
+
+  if (options.lookup && options.n_gen > 0) {
+    note(std::string(pick("lookup decoding", "先読み復号")));
+    result.lookup = run_lookup_bench(*model, options, random_tokens(64));
   }
 
   if (options.profile) {
@@ -472,6 +518,15 @@ std::string bench_json(const BenchResult& r) {
                           {"parallel_regions_per_token", p.parallel_regions_per_token}, {"rows", rows}};
   };
   j["int8_peak_gops_per_s"] = r.int8_peak_gops_per_second;
+  if (!r.lookup.off_tokens_per_second.samples.empty()) {
+    const BenchLookup& l = r.lookup;
+    j["lookup"] = {{"off_tokens_per_s", stat_json(l.off_tokens_per_second)},
+                   {"no_match_tokens_per_s", stat_json(l.no_match_tokens_per_second)},
+                   {"quote_tokens_per_s", stat_json(l.quote_tokens_per_second)},
+                   {"no_match_drafted", l.no_match_drafted}, {"no_match_accepted", l.no_match_accepted},
+                   {"quote_drafted", l.quote_drafted}, {"quote_accepted", l.quote_accepted},
+                   {"same_text", l.same_text}};
+  }
   if (r.profile_pp.tokens > 0) j["profile_pp"] = profile_json(r.profile_pp);
   if (r.profile_tg.tokens > 0) j["profile_tg"] = profile_json(r.profile_tg);
   j["peak_rss_bytes"] = r.peak_rss_bytes;
@@ -563,6 +618,22 @@ std::string bench_table(const BenchResult& r) {
     out += tr("  model file read     {0:10.2f} GB/s (its mapped pages, same threads); tg = {1:.1f}% of it\n",
               "  モデルファイル読出  {0:10.2f} GB/秒 (マップされたページ、同じスレッド数)。tg はその {1:.1f}%\n",
               r.mapped_bandwidth_gb_per_second, r.tg_mapped_percent);
+  }
+  if (!r.lookup.off_tokens_per_second.samples.empty()) {
+    const BenchLookup& l = r.lookup;
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    const double off = median(l.off_tokens_per_second.samples);
+    const double none = median(l.no_match_tokens_per_second.samples);
+    const double quote = median(l.quote_tokens_per_second.samples);
+    out += tr("  lookup decoding     off {0:.2f}, nothing to quote {1:.2f} ({2:.2f}x, {3}/{4} guesses kept), "
+              "quoting {5:.2f} ({6:.2f}x, {7}/{8} kept) tokens/s (medians); same text: {9}\n",
+              "  先読み復号          なし {0:.2f}、引用なし {1:.2f} ({2:.2f} 倍、推測 {4} 中 {3} 採用)、"
+              "引用 {5:.2f} ({6:.2f} 倍、{8} 中 {7} 採用) トークン/秒 (中央値)。出力一致: {9}\n",
+              off, none, off > 0 ? none / off : 0.0, l.no_match_accepted, l.no_match_drafted, quote,
+              off > 0 ? quote / off : 0.0, l.quote_accepted, l.quote_drafted, l.same_text ? pick("yes", "はい") : pick("NO", "いいえ"));
   }
   out += tr("  peak memory (RSS)   {0:>10}   (file {1} + KV cache and buffers {2} = {3})\n",
             "  最大メモリ (RSS)    {0:>10}   (ファイル {1} + KV キャッシュとバッファ {2} = {3})\n",

@@ -114,6 +114,29 @@ TEST(Bench, ProfileRowsAddUpToEachPhase) {
   EXPECT_NE(table.find("attention"), std::string::npos);
 }
 
+TEST(Bench, LookupQuotingKeepsGuessesAndTheText) {
+  BenchOptions options;
+  options.model_path = fixture_path("models/stories260K.gguf");
+  options.n_prompt = 0;
+  options.n_gen = 48;
+  options.repetitions = 2;
+  options.threads = 1;
+  options.bandwidth_bytes = 0;
+  options.lookup = true;
+  const BenchResult r = run_bench(options);
+  const BenchLookup& l = r.lookup;
+  EXPECT_TRUE(l.same_text);
+  EXPECT_EQ(l.off_tokens_per_second.samples.size(), 2u);
+  EXPECT_EQ(l.quote_tokens_per_second.samples.size(), 2u);
+  // Quoting its own answer, nearly every guess after the first two tokens is kept.
+  EXPECT_GE(l.quote_accepted, 30);
+  EXPECT_LE(l.quote_accepted, l.quote_drafted);
+  EXPECT_LE(l.no_match_accepted, l.no_match_drafted);
+  const nlohmann::json j = nlohmann::json::parse(bench_json(r));
+  EXPECT_EQ(j["lookup"]["same_text"], true);
+  EXPECT_NE(bench_table(r).find("lookup decoding"), std::string::npos);
+}
+
 TEST(Bench, StatisticsAreMeanAndSampleSd) {
   const BenchStat s = BenchStat::of({1.0, 2.0, 3.0, 4.0});
   EXPECT_DOUBLE_EQ(s.mean, 2.5);
