@@ -24,6 +24,7 @@
 #include "model/forward_scratch.h"
 #include "model/matmul.h"
 #include "tensor/float16.h"
+#include "tensor/kernel_table.h"
 #include "tensor/kernels.h"
 
 namespace koto::model {
@@ -334,6 +335,7 @@ class ForwardPass {
 
  private:
   void attend(int layer);
+  void attend_tiled(int layer);
   // fn(b) for every row b, on the pool when the rows' `work` (values touched) is worth it.
   template <typename Fn>
   void for_rows(int64_t work, const Fn& fn) {
@@ -358,6 +360,7 @@ class ForwardPass {
 // head h reads kv head h / (n_head / n_head_kv), so consecutive query heads share one
 // kv head (GQA).
 void ForwardPass::attend(int layer) {
+  if (kv_type_ == TensorType::kF16) return attend_tiled(layer);
   const int32_t head_dim = p_.head_dim;
   const int32_t group = p_.n_head / p_.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -398,6 +401,54 @@ void ForwardPass::attend(int layer) {
     for (int32_t i = 0; i < head_dim; ++i) {
       out[i] = kernels::dot_row(kv_type_, values + int64_t{i} * n_ctx * elt_bytes, scores.data(), n_keys);
     }
+  });
+}
+
+// The F16 cache's attention in tiles (kernels::attention_f16): one task per run of a
+// sequence's consecutive rows (at most kRowsPerTask) and KV head, with the query heads
+// of its group, so every tile of keys and values is decoded once for all of them.
+void ForwardPass::attend_tiled(int layer) {
+  constexpr int32_t kRowsPerTask = 16;
+  const int32_t head_dim = p_.head_dim;
+  const int32_t group = p_.n_head / p_.n_head_kv;
+  struct Task {
+    int32_t first_row;
+    int32_t n_rows;
+    int32_t g;
+  };
+  thread_local std::vector<Task> task_list;
+  std::vector<Task>& tasks = task_list;
+  tasks.clear();
+  int64_t work = 0;
+  for (int32_t b = 0; b < n_rows_;) {
+    int32_t e = b + 1;
+    while (e < n_rows_ && e - b < kRowsPerTask && rows_[e].session == rows_[b].session &&
+           rows_[e].position == rows_[e - 1].position + 1) {
+      ++e;
+    }
+    for (int32_t g = 0; g < p_.n_head_kv; ++g) tasks.push_back({b, e - b, g});
+    work += int64_t{e - b} * p_.n_head * (rows_[e - 1].position + 1) * head_dim * 2;
+    b = e;
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  parallel_for_work(pool_, static_cast<int64_t>(tasks.size()), work, [&](int64_t i) {
+    const Task& t = tasks[static_cast<size_t>(i)];
+    const PassRow& first = rows_[t.first_row];
+    const TransformerSession& session = *first.session;
+    kernels::AttentionBlock block{};
+    block.q = &s_.q[t.first_row * q_dim_ + int64_t{t.g} * group * head_dim];
+    block.q_row_stride = q_dim_;
+    block.out = &s_.att[t.first_row * q_dim_ + int64_t{t.g} * group * head_dim];
+    block.out_row_stride = q_dim_;
+    block.n_rows = t.n_rows;
+    block.n_heads = group;
+    block.head_dim = head_dim;
+    block.first_position = first.position;
+    block.keys = reinterpret_cast<const uint16_t*>(session.keys(layer, t.g));
+    block.values = reinterpret_cast<const uint16_t*>(session.values(layer, t.g));
+    block.n_ctx = session.n_ctx();
+    block.scale = scale;
+    kernels::attention_f16(block);
   });
 }
 

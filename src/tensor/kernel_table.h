@@ -66,6 +66,25 @@ using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
 // so ops / seconds is the core's integer peak the matrix products are measured against.
 using Int8PeakFn = int64_t (*)(int64_t iterations);
 
+// Causal attention of a block of query vectors over one KV head's F16 cache: rows r at
+// positions first_position + r, each with n_heads query heads that read this KV head;
+// row r sees positions 0 .. first_position + r. out = softmax(scale * q K^T) V per query.
+struct AttentionBlock {
+  const float* q;          // query (r, j) at q + r * q_row_stride + j * head_dim
+  int64_t q_row_stride;
+  float* out;              // output (r, j) at out + r * out_row_stride + j * head_dim
+  int64_t out_row_stride;
+  int32_t n_rows;
+  int32_t n_heads;
+  int32_t head_dim;
+  int32_t first_position;
+  const uint16_t* keys;    // [n_ctx][head_dim] F16
+  const uint16_t* values;  // [head_dim][n_ctx] F16, transposed
+  int64_t n_ctx;
+  float scale;
+};
+using AttentionF16Fn = void (*)(const AttentionBlock& block);
+
 struct KernelTable {
   Isa isa;
   TypeKernels types[kTypeSlots];
@@ -73,6 +92,7 @@ struct KernelTable {
   QuantizeQ8Row256Fn quantize_q8_row_256;  // kBlocks256
   SiluMulFn silu_mul;
   Int8PeakFn int8_peak;
+  AttentionF16Fn attention_f16;
 };
 
 // Each ISA file fills in the entries it implements, over what is already there (the

@@ -218,6 +218,8 @@ int64_t exact_vectors(TensorType type) {
   return 8;
 }
 
+void attention_f16(const AttentionBlock& block) { active_kernel_table().attention_f16(block); }
+
 void silu_mul(float* gate, const float* up, int64_t n) { active_kernel_table().silu_mul(gate, up, n); }
 
 double int8_peak_ops_per_second(int threads) {

@@ -78,6 +78,12 @@ bool has_q8_kernels(TensorType type);
 void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
                int64_t y_stride, int64_t row_begin, int64_t row_end);
 
+// Causal attention of a block of query rows of one sequence over one KV head's F16
+// cache, tiled with an online softmax (see AttentionBlock in kernel_table.h). A query's
+// result does not depend on the other rows of the block.
+struct AttentionBlock;
+void attention_f16(const AttentionBlock& block);
+
 // gate[i] = silu(gate[i]) * up[i] (SwiGLU's activation); SIMD versions within 2e-7
 // relative of the scalar std::exp reference, plus one rounding of the product.
 void silu_mul(float* gate, const float* up, int64_t n);

@@ -3,6 +3,10 @@
 // kernel_table.h everything but add_avx2_kernels is in an anonymous namespace.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <limits>
+#include <vector>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -125,7 +129,52 @@ float dot_plain(const void* row, const float* x, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+}
+void exp_in_place(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+constexpr int kAttentionTile = 64;
+void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
+  for (int j = 0; j < nq; ++j) {
+    float* sj = s + j * kAttentionTile;
+    for (int t = 0; t < kAttentionTile; ++t) sj[t] = 0.0f;
+    for (int i = 0; i < d; ++i) {
+      for (int t = 0; t < kAttentionTile; ++t) sj[t] += q[j * q_stride + i] * keys_t[i * kAttentionTile + t];
+    }
+  }
+}
+float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
+  float m = running_max;
+  for (int t = 0; t < visible; ++t) {
+    s[t] *= scale;
+    m = std::max(m, s[t]);
+  }
+  sum = 0.0f;
+  for (int t = 0; t < kAttentionTile; ++t) {
+    s[t] = t < visible ? std::exp(s[t] - m) : 0.0f;
+    sum += s[t];
+  }
+  return m;
+}
+void tile_accumulate(float* o, const float* p, const float* values_t, int n, int d) {
+  for (int t = 0; t < n; ++t) {
+    for (int i = 0; i < d; ++i) o[i] += p[t] * values_t[t * d + i];
+  }
+}
+#include "tensor/attention_kernel.inc"
+
+}  // namespace
+
 void add_avx2_kernels(KernelTable& table) {
+  table.attention_f16 = &attention_f16_impl;
   add_block_kernels(table);
   add<&dot_plain<&load8_f32, &load1_f32, 4>>(table, TensorType::kF32);
   add<&dot_plain<&load8_f16, &load_f16, 2>>(table, TensorType::kF16);

@@ -5,6 +5,10 @@
 // add_avx512_kernels is in an anonymous namespace.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <limits>
+#include <vector>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -261,10 +265,15 @@ void quantize_row_q8_256(const float* x, int64_t n, int8_t* q, float* d, int16_t
 
 }  // namespace
 
+namespace {
+
 // exp(x) for 16 floats: x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor series to
 // degree 7 (truncation below 6e-9 relative), times 2^n by vscalefps, which also gives
 // inf above the float range, 0 below it and NaN for NaN.
 KOTO_KERNEL_INLINE __m512 exp16(__m512 x) {
+  // Clamped first (NaN passes: max/min return their second operand for a NaN), so that
+  // -inf gives 0 and +inf gives inf by scaling rather than by inf - inf.
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 split in two so n * ln2_hi is exact.
@@ -280,6 +289,103 @@ KOTO_KERNEL_INLINE __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
 }
+
+void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+  }
+}
+void exp_in_place(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(x + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+constexpr int kAttentionTile = 64;
+// Two query heads at a time: eight vectors of 16 scores stay in registers over the
+// head dimension, each key load serving both (independent chains hide the latency).
+template <int kHeads>
+KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, const float* keys_t, int d, float* s) {
+  __m512 acc[kHeads][4];
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < 4; ++k) acc[j][k] = _mm512_setzero_ps();
+  }
+  for (int i = 0; i < d; ++i) {
+    const float* key = keys_t + i * kAttentionTile;
+    const __m512 k0 = _mm512_loadu_ps(key), k1 = _mm512_loadu_ps(key + 16), k2 = _mm512_loadu_ps(key + 32),
+                 k3 = _mm512_loadu_ps(key + 48);
+    for (int j = 0; j < kHeads; ++j) {
+      const __m512 qi = _mm512_set1_ps(q[j * q_stride + i]);
+      acc[j][0] = _mm512_fmadd_ps(qi, k0, acc[j][0]);
+      acc[j][1] = _mm512_fmadd_ps(qi, k1, acc[j][1]);
+      acc[j][2] = _mm512_fmadd_ps(qi, k2, acc[j][2]);
+      acc[j][3] = _mm512_fmadd_ps(qi, k3, acc[j][3]);
+    }
+  }
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < 4; ++k) _mm512_storeu_ps(s + j * kAttentionTile + 16 * k, acc[j][k]);
+  }
+}
+void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
+  int j = 0;
+  for (; j + 2 <= nq; j += 2) tile_scores_heads<2>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
+  if (j < nq) tile_scores_heads<1>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
+}
+// Four vectors of 16: masked past `visible`, maximum and sum by fixed trees.
+float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
+  __m512 v[4];
+  __mmask16 masks[4];
+  __m512 mx = _mm512_set1_ps(running_max);
+  for (int k = 0; k < 4; ++k) {
+    const int left = std::clamp(visible - 16 * k, 0, 16);
+    masks[k] = static_cast<__mmask16>((1u << left) - 1);
+    v[k] = _mm512_maskz_mul_ps(masks[k], _mm512_loadu_ps(s + 16 * k), _mm512_set1_ps(scale));
+    mx = _mm512_mask_max_ps(mx, masks[k], mx, v[k]);
+  }
+  const float m = _mm512_reduce_max_ps(mx);
+  const __m512 mv = _mm512_set1_ps(m);
+  __m512 total = _mm512_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    const __m512 e = _mm512_maskz_mov_ps(masks[k], exp16(_mm512_sub_ps(v[k], mv)));
+    _mm512_storeu_ps(s + 16 * k, e);
+    total = _mm512_add_ps(total, e);
+  }
+  sum = _mm512_reduce_add_ps(total);
+  return m;
+}
+
+// The output stays in registers over the tile's positions, 128 values at a time.
+void tile_accumulate(float* o, const float* p, const float* values_t, int n, int d) {
+  int i = 0;
+  for (; i + 128 <= d; i += 128) {
+    __m512 acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = _mm512_loadu_ps(o + i + 16 * k);
+    for (int t = 0; t < n; ++t) {
+      const __m512 pt = _mm512_set1_ps(p[t]);
+      const float* v = values_t + t * d + i;
+      for (int k = 0; k < 8; ++k) acc[k] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + 16 * k), acc[k]);
+    }
+    for (int k = 0; k < 8; ++k) _mm512_storeu_ps(o + i + 16 * k, acc[k]);
+  }
+  for (; i + 16 <= d; i += 16) {
+    __m512 acc = _mm512_loadu_ps(o + i);
+    for (int t = 0; t < n; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_loadu_ps(values_t + t * d + i), acc);
+    _mm512_storeu_ps(o + i, acc);
+  }
+  for (; i < d; ++i) {
+    float acc = o[i];
+    for (int t = 0; t < n; ++t) acc = std::fma(p[t], values_t[t * d + i], acc);
+    o[i] = acc;
+  }
+}
+#include "tensor/attention_kernel.inc"
 
 void silu_mul_avx512(float* gate, const float* up, int64_t n) {
   int64_t i = 0;
@@ -317,8 +423,11 @@ int64_t int8_peak_avx512(int64_t iterations) {
   return iterations * 12 * 64 * 2;
 }
 
+}  // namespace
+
 void add_avx512_kernels(KernelTable& table) {
   table.silu_mul = &silu_mul_avx512;
+  table.attention_f16 = &attention_f16_impl;
   table.int8_peak = &int8_peak_avx512;
   table.quantize_q8_row = &quantize_row_q8;
   table.quantize_q8_row_256 = &quantize_row_q8_256;

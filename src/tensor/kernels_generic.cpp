@@ -4,6 +4,9 @@
 // -ffp-contract=off so no multiply-add is fused. That makes dequantize_row bit-exact
 // with ggml's to_float; the SIMD dot products are tested against these.
 #include <cmath>
+#include <vector>
+#include <limits>
+#include <algorithm>
 #include <cstring>
 
 #include "koto/tensor_type.h"
@@ -297,6 +300,44 @@ TypeKernels plain_kernels() {
 
 }  // namespace
 
+namespace {
+
+void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = load_f16(reinterpret_cast<const uint8_t*>(src + i));
+}
+void exp_in_place(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+constexpr int kAttentionTile = 64;
+void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
+  for (int j = 0; j < nq; ++j) {
+    float* sj = s + j * kAttentionTile;
+    for (int t = 0; t < kAttentionTile; ++t) sj[t] = 0.0f;
+    for (int i = 0; i < d; ++i) {
+      for (int t = 0; t < kAttentionTile; ++t) sj[t] += q[j * q_stride + i] * keys_t[i * kAttentionTile + t];
+    }
+  }
+}
+float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
+  float m = running_max;
+  for (int t = 0; t < visible; ++t) {
+    s[t] *= scale;
+    m = std::max(m, s[t]);
+  }
+  sum = 0.0f;
+  for (int t = 0; t < kAttentionTile; ++t) {
+    s[t] = t < visible ? std::exp(s[t] - m) : 0.0f;
+    sum += s[t];
+  }
+  return m;
+}
+void tile_accumulate(float* o, const float* p, const float* values_t, int n, int d) {
+  for (int t = 0; t < n; ++t) {
+    for (int i = 0; i < d; ++i) o[i] += p[t] * values_t[t * d + i];
+  }
+}
+#include "tensor/attention_kernel.inc"
+
 // The reference: std::exp in float.
 void silu_mul_scalar(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -320,8 +361,11 @@ int64_t int8_peak_scalar(int64_t iterations) {
   return iterations * 8 * 2;
 }
 
+}  // namespace
+
 void add_generic_kernels(KernelTable& table) {
   table.silu_mul = &silu_mul_scalar;
+  table.attention_f16 = &attention_f16_impl;
   table.int8_peak = &int8_peak_scalar;
   auto set = [&table](TensorType type, TypeKernels kernels) {
     table.types[static_cast<uint32_t>(type)] = kernels;

@@ -1,0 +1,135 @@
+// The tiled F16 attention kernel (attention_kernel.inc) on every ISA: against a
+// double-precision softmax(q K^T / sqrt(D)) V over the visible positions, and a row's
+// result bit for bit the same alone as inside a block of rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tensor/float16.h"
+#include "tensor/kernel_table.h"
+
+namespace koto::kernels {
+namespace {
+
+struct Cache {
+  int32_t n_ctx;
+  int32_t head_dim;
+  std::vector<uint16_t> keys;    // [n_ctx][D]
+  std::vector<uint16_t> values;  // [D][n_ctx]
+};
+
+Cache random_cache(int32_t n_ctx, int32_t head_dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Cache c{n_ctx, head_dim, std::vector<uint16_t>(static_cast<size_t>(n_ctx) * head_dim),
+          std::vector<uint16_t>(static_cast<size_t>(n_ctx) * head_dim)};
+  for (uint16_t& k : c.keys) k = fp32_to_fp16(normal(rng));
+  for (uint16_t& v : c.values) v = fp32_to_fp16(normal(rng));
+  return c;
+}
+
+// out for query q at `position`, in double.
+std::vector<double> reference(const Cache& c, const float* q, int32_t position, float scale) {
+  const int32_t d = c.head_dim;
+  std::vector<double> scores(static_cast<size_t>(position) + 1);
+  double max_score = -INFINITY;
+  for (int32_t t = 0; t <= position; ++t) {
+    double s = 0;
+    for (int32_t i = 0; i < d; ++i) s += static_cast<double>(q[i]) * fp16_to_fp32(c.keys[static_cast<size_t>(t) * d + i]);
+    scores[static_cast<size_t>(t)] = s * scale;
+    max_score = std::max(max_score, scores[static_cast<size_t>(t)]);
+  }
+  double sum = 0;
+  for (double& s : scores) sum += (s = std::exp(s - max_score));
+  std::vector<double> out(static_cast<size_t>(d), 0.0);
+  for (int32_t t = 0; t <= position; ++t) {
+    for (int32_t i = 0; i < d; ++i) {
+      out[static_cast<size_t>(i)] += scores[static_cast<size_t>(t)] / sum * fp16_to_fp32(c.values[static_cast<size_t>(i) * c.n_ctx + t]);
+    }
+  }
+  return out;
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> all;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa_supported(isa)) all.push_back(isa);
+  }
+  return all;
+}
+
+AttentionBlock block_of(const Cache& c, const float* q, float* out, int64_t stride, int32_t rows, int32_t heads,
+                        int32_t first_position) {
+  AttentionBlock b{};
+  b.q = q;
+  b.q_row_stride = stride;
+  b.out = out;
+  b.out_row_stride = stride;
+  b.n_rows = rows;
+  b.n_heads = heads;
+  b.head_dim = c.head_dim;
+  b.first_position = first_position;
+  b.keys = c.keys.data();
+  b.values = c.values.data();
+  b.n_ctx = c.n_ctx;
+  b.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return b;
+}
+
+TEST(AttentionF16, MatchesDoublePrecisionSoftmax) {
+  for (int32_t head_dim : {64, 128}) {
+    const Cache c = random_cache(800, head_dim, 5);
+    for (int32_t heads : {1, 2, 6}) {
+      for (int32_t first : {0, 5, 63, 64, 130, 700}) {
+        const int32_t rows = 20;
+        const int64_t stride = int64_t{heads} * head_dim;
+        std::mt19937 rng(static_cast<uint32_t>(first + heads));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> q(static_cast<size_t>(rows * stride));
+        for (float& v : q) v = normal(rng);
+        for (Isa isa : isas()) {
+          std::vector<float> out(q.size(), NAN);
+          kernel_table(isa).attention_f16(block_of(c, q.data(), out.data(), stride, rows, heads, first));
+          for (int32_t r = 0; r < rows; ++r) {
+            for (int32_t j = 0; j < heads; ++j) {
+              const std::vector<double> want = reference(c, &q[static_cast<size_t>(r * stride + j * head_dim)], first + r, 1.0f / std::sqrt(static_cast<float>(head_dim)));
+              for (int32_t i = 0; i < head_dim; ++i) {
+                ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * head_dim + i)], want[static_cast<size_t>(i)], 2e-5)
+                    << isa_name(isa) << " D=" << head_dim << " heads=" << heads << " position=" << first + r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(AttentionF16, ARowAloneIsBitIdenticalToTheRowInABlock) {
+  const Cache c = random_cache(300, 128, 9);
+  const int32_t heads = 6;
+  const int32_t rows = 16;
+  const int32_t first = 60;
+  const int64_t stride = int64_t{heads} * 128;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(rows * stride));
+  for (float& v : q) v = normal(rng);
+  for (Isa isa : isas()) {
+    std::vector<float> together(q.size());
+    kernel_table(isa).attention_f16(block_of(c, q.data(), together.data(), stride, rows, heads, first));
+    for (int32_t r = 0; r < rows; ++r) {
+      std::vector<float> alone(static_cast<size_t>(stride));
+      kernel_table(isa).attention_f16(block_of(c, &q[static_cast<size_t>(r * stride)], alone.data(), stride, 1, heads, first + r));
+      EXPECT_EQ(std::memcmp(alone.data(), &together[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
+          << isa_name(isa) << " row " << r;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace koto::kernels
