@@ -306,8 +306,13 @@ void TransformerSession::store_kv(int layer, int32_t position, const float* k_ro
     } else {
       auto* k16 = reinterpret_cast<uint16_t*>(k_cache);
       auto* v16 = reinterpret_cast<uint16_t*>(v_cache);
-      for (int32_t i = 0; i < head_dim; ++i) k16[k_index + i] = fp32_to_fp16(k[i]);
-      for (int32_t i = 0; i < head_dim; ++i) v16[v_index + int64_t{i} * n_ctx_] = fp32_to_fp16(v[i]);
+      kernels::floats_to_halves(k, &k16[k_index], head_dim);
+      uint16_t halves[512];
+      for (int32_t i0 = 0; i0 < head_dim; i0 += 512) {
+        const int32_t n = std::min(512, head_dim - i0);
+        kernels::floats_to_halves(v + i0, halves, n);
+        for (int32_t i = 0; i < n; ++i) v16[v_index + int64_t{i0 + i} * n_ctx_] = halves[i];
+      }
     }
   }
 }

@@ -84,6 +84,8 @@ struct AttentionBlock {
   float scale;
 };
 using AttentionF16Fn = void (*)(const AttentionBlock& block);
+// dst[i] = binary16 of src[i], rounded to nearest even (NaN stays NaN, quiet).
+using FloatsToHalvesFn = void (*)(const float* src, uint16_t* dst, int64_t n);
 
 struct KernelTable {
   Isa isa;
@@ -93,6 +95,7 @@ struct KernelTable {
   SiluMulFn silu_mul;
   Int8PeakFn int8_peak;
   AttentionF16Fn attention_f16;
+  FloatsToHalvesFn floats_to_halves;
 };
 
 // Each ISA file fills in the entries it implements, over what is already there (the

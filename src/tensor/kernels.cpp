@@ -220,6 +220,10 @@ int64_t exact_vectors(TensorType type) {
 
 void attention_f16(const AttentionBlock& block) { active_kernel_table().attention_f16(block); }
 
+void floats_to_halves(const float* src, uint16_t* dst, int64_t n) {
+  active_kernel_table().floats_to_halves(src, dst, n);
+}
+
 void silu_mul(float* gate, const float* up, int64_t n) { active_kernel_table().silu_mul(gate, up, n); }
 
 double int8_peak_ops_per_second(int threads) {

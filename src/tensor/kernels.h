@@ -84,6 +84,9 @@ void matmul_q8(TensorType type, const void* w, const Q8Activations& x, float* y,
 struct AttentionBlock;
 void attention_f16(const AttentionBlock& block);
 
+// dst[i] = binary16 of src[i], round to nearest even (the same bits as fp32_to_fp16).
+void floats_to_halves(const float* src, uint16_t* dst, int64_t n);
+
 // gate[i] = silu(gate[i]) * up[i] (SwiGLU's activation); SIMD versions within 2e-7
 // relative of the scalar std::exp reference, plus one rounding of the product.
 void silu_mul(float* gate, const float* up, int64_t n);

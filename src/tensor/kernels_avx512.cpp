@@ -300,6 +300,18 @@ void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
     _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
   }
 }
+void floats_to_halves_avx512(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(dst + i, m,
+                             _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
 void exp_in_place(float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp16(_mm512_loadu_ps(x + i)));
@@ -428,6 +440,7 @@ int64_t int8_peak_avx512(int64_t iterations) {
 void add_avx512_kernels(KernelTable& table) {
   table.silu_mul = &silu_mul_avx512;
   table.attention_f16 = &attention_f16_impl;
+  table.floats_to_halves = &floats_to_halves_avx512;
   table.int8_peak = &int8_peak_avx512;
   table.quantize_q8_row = &quantize_row_q8;
   table.quantize_q8_row_256 = &quantize_row_q8_256;

@@ -305,6 +305,9 @@ namespace {
 void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = load_f16(reinterpret_cast<const uint8_t*>(src + i));
 }
+void floats_to_halves_scalar(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
+}
 void exp_in_place(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
@@ -366,6 +369,7 @@ int64_t int8_peak_scalar(int64_t iterations) {
 void add_generic_kernels(KernelTable& table) {
   table.silu_mul = &silu_mul_scalar;
   table.attention_f16 = &attention_f16_impl;
+  table.floats_to_halves = &floats_to_halves_scalar;
   table.int8_peak = &int8_peak_scalar;
   auto set = [&table](TensorType type, TypeKernels kernels) {
     table.types[static_cast<uint32_t>(type)] = kernels;

@@ -361,6 +361,36 @@ TEST(KernelTest, SiluMulMatchesReference) {
   EXPECT_TRUE(std::isnan(nan_gate));
 }
 
+TEST(KernelTest, FloatsToHalvesMatchTheScalarConversionBitForBit) {
+  std::vector<float> x;
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 20000; ++i) {
+    uint32_t b = bits(rng);
+    // Mostly around the binary16 range (normals, subnormals, overflow), some anything.
+    if (i % 4 != 0) b = (b & 0x807FFFFFu) | ((96u + b % 64u) << 23);
+    float f;
+    std::memcpy(&f, &b, sizeof(f));
+    x.push_back(f);
+  }
+  for (float f : {0.0f, -0.0f, 65504.0f, 65520.0f, 65519.99f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), std::nanf("")}) {
+    x.push_back(f);
+  }
+  std::vector<uint16_t> want(x.size());
+  kernel_table(Isa::kGeneric).floats_to_halves(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    for (int64_t n : {int64_t{5}, static_cast<int64_t>(x.size())}) {
+      std::vector<uint16_t> got(static_cast<size_t>(n));
+      kernel_table(isa).floats_to_halves(x.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(got[static_cast<size_t>(i)], want[static_cast<size_t>(i)]) << isa_name(isa) << " x=" << x[static_cast<size_t>(i)];
+      }
+    }
+  }
+}
+
 TEST(KernelTest, Int8PeakCountsItsOperations) {
   for (Isa isa : {Isa::kGeneric, Isa::kAvx512}) {
     if (!isa_supported(isa)) continue;
