@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "koto/tensor_type.h"
+
 namespace koto {
 
 struct BenchOptions {
@@ -44,6 +46,7 @@ struct BenchOptions {
   // prompt without guesses, with guesses from the prompt only, and with the answer
   // itself given as reference text (what an answer quoting its passage gets).
   bool lookup = false;
+  TensorType kv_type = TensorType::kF16;  // of the sessions
   // Short progress notes ("pp 2/5") for a front end to show; may be empty.
   std::function<void(const std::string&)> progress;
 };

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "cli/commands.h"
+#include "cli/kv_type.h"
 #include "cli/model_path.h"
 #include "koto/bench.h"
 #include "koto/error.h"
@@ -40,6 +41,7 @@ struct BenchCommandOptions {
   std::string questions;
   std::string db;
   std::string timeline;
+  std::string kv_type = "f16";
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -200,6 +202,7 @@ CommandRunner define_bench(CLI::App& command) {
                                     "type, attention, norms, …, thread waits), per token",
                                     "前処理と生成を 1 回ずつ処理ごとに分解して表示 (型ごとの行列積、注意、正規化…、"
                                     "スレッドの待ち)、1 トークンあたり")));
+  command.add_option("--kv-type", options->kv_type, std::string(pick(kv_type_help_en(), kv_type_help_ja())));
   command.add_flag("--lookup", options->bench.lookup,
                    std::string(pick("also measure lookup decoding: greedy tg without guesses, with nothing to quote, and "
                                     "quoting a reference text that holds the answer",
@@ -258,6 +261,7 @@ CommandRunner define_bench(CLI::App& command) {
   return [options, &command] {
     if (options->retrieval) return run_retrieval_bench_command(*options);
     options->bench.model_path = resolve_model_path(options->bench.model_path);
+    options->bench.kv_type = parse_kv_type(options->kv_type);
     if (options->bench.model_path.empty()) {
       throw UsageError(tr("--model is required", "--model を指定してください"));
     }

@@ -28,6 +28,7 @@
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
+#include "cli/kv_type.h"
 #include "cli/interrupt_guard.h"
 #include "cli/model_path.h"
 #include "koto/conversation.h"
@@ -47,6 +48,7 @@ struct ChatOptions {
   std::string system{kDefaultSystemPrompt};
   std::string chat_template;
   int32_t n_ctx = 0;
+  std::string kv_type = "f16";
   int threads = 0;
   int32_t max_tokens = -1;
   SamplingOptions sampling;
@@ -219,6 +221,7 @@ int run_chat(const ChatOptions& o) {
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = 1;
   scheduler_options.n_ctx = o.n_ctx;
+  scheduler_options.kv_type = parse_kv_type(o.kv_type);
   const int32_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min<int32_t>(model->params().n_ctx_train > 0 ? model->params().n_ctx_train : 4096, 4096);
   require_memory(*model, n_ctx);
   Scheduler scheduler(*model, scheduler_options);
@@ -351,6 +354,7 @@ CommandRunner define_chat(CLI::App& command) {
   command.add_option("--system", o->system, help("system prompt (\"\": none)", "システムプロンプト (\"\": なし)"))->capture_default_str();
   command.add_option("--template", o->chat_template,
                      tr("chat format instead of the model's: {0}", "モデルの代わりに使うチャット形式: {0}", chat_family_names()));
+  command.add_option("--kv-type", o->kv_type, help(kv_type_help_en(), kv_type_help_ja()))->capture_default_str();
   command.add_option("-c,--ctx", o->n_ctx, help("context size in tokens (0: the model's, at most 4096)",
                                                 "コンテキスト長 (0: モデルの値、最大 4096)"))
       ->check(CLI::Range(0, 1 << 24));

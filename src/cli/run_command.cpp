@@ -26,6 +26,7 @@
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
+#include "cli/kv_type.h"
 #include "cli/interrupt_guard.h"
 #include "cli/model_path.h"
 #include "cli/usage_error.h"
@@ -50,6 +51,7 @@ struct RunOptions {
   bool raw = false;
   int32_t max_tokens = 512;
   int32_t lookup = GenerateOptions::Lookup{}.max_draft;
+  std::string kv_type = "f16";
   SamplingOptions sampling;
   int64_t seed = -1;
   std::vector<std::string> stop;
@@ -169,6 +171,7 @@ int run(const RunOptions& o, const CLI::App& command) {
   if (o.n_ctx > 0) require_memory(*model, o.n_ctx);
   SessionOptions session_options;
   session_options.n_ctx = o.n_ctx;
+  session_options.kv_type = parse_kv_type(o.kv_type);
   const std::unique_ptr<Session> session = model->new_session(session_options);
   const int32_t n_ctx = session->n_ctx();
   if (o.n_ctx == 0) require_memory(*model, n_ctx);
@@ -284,6 +287,7 @@ CommandRunner define_run(CLI::App& command) {
   command.add_flag("--raw", o->raw,
                    help("No chat template: continue the prompt as-is after BOS (special-token text is recognized)",
                         "チャットテンプレートを使わず、BOS の後にプロンプトをそのまま続ける (特殊トークンの表記を認識)"));
+  command.add_option("--kv-type", o->kv_type, help(kv_type_help_en(), kv_type_help_ja()))->capture_default_str();
   command.add_option("--lookup", o->lookup,
                      help("Lookup decoding: most tokens guessed from the prompt and checked in one pass (0: off; "
                           "greedy output is unchanged, sampled output keeps its distribution)",

@@ -24,6 +24,7 @@
 
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
+#include "cli/kv_type.h"
 #include "cli/model_path.h"
 #include "cli/usage_error.h"
 #include "koto/chat_template.h"
@@ -194,6 +195,7 @@ int serve(const ServerOptions& o) {
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = o.parallel;
   scheduler_options.n_ctx = o.n_ctx;
+  scheduler_options.kv_type = parse_kv_type(o.kv_type);
   scheduler_options.max_queue = o.queue;
   scheduler_options.batch_tokens = std::max(o.batch, o.parallel);
   scheduler_options.cache.memory_bytes = static_cast<uint64_t>(o.cache_mb) << 20;

@@ -43,10 +43,17 @@ std::unique_ptr<Session> LoadedModel::new_session(const SessionOptions& options)
     throw Error(ErrorCode::kInvalidArgument, tr("context of {0} positions is too large (at most {1})",
                                                 "コンテキスト長 {0} は大きすぎます (最大 {1})", n_ctx, kMaxContext));
   }
-  if (options.kv_type != TensorType::kF16 && options.kv_type != TensorType::kF32) {
+  if (options.kv_type != TensorType::kF16 && options.kv_type != TensorType::kF32 &&
+      options.kv_type != TensorType::kQ8_0) {
     throw Error(ErrorCode::kInvalidArgument,
-                tr("KV cache type {0} is not supported (supported: F16, F32)",
-                   "KV キャッシュの型 {0} には対応していません (対応: F16, F32)", tensor_type_name(options.kv_type)));
+                tr("KV cache type {0} is not supported (supported: F16, Q8_0, F32)",
+                   "KV キャッシュの型 {0} には対応していません (対応: F16, Q8_0, F32)", tensor_type_name(options.kv_type)));
+  }
+  if (options.kv_type == TensorType::kQ8_0 && params_.head_dim % 32 != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                tr("a Q8_0 KV cache needs a head size that is a multiple of 32 (this model's is {0}); use F16",
+                   "Q8_0 の KV キャッシュにはヘッドの次元が 32 の倍数である必要があります (このモデルは {0})。F16 を使ってください",
+                   params_.head_dim));
   }
   try {
     return new_transformer_session(*this, n_ctx, options.kv_type);

@@ -51,6 +51,23 @@ void rope(float* head, const float* cos, const float* sin, int32_t head_dim, boo
   }
 }
 
+// One head's row into Q8_0 blocks (34 bytes per 32 values: an F16 scale d, then 32
+// int8 codes): d = max |x| / 127, code = round(x / d). Plain rounding: cache rows are
+// written once per token and must be cheap.
+void quantize_q8_0_row(const float* x, uint8_t* out, int32_t n) {
+  for (int32_t b = 0; b < n; b += 32, out += 34) {
+    float amax = 0.0f;
+    for (int32_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+    const float d = amax / 127.0f;
+    const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t d16 = fp32_to_fp16(d);
+    std::memcpy(out, &d16, sizeof(d16));
+    for (int32_t i = 0; i < 32; ++i) {
+      out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::nearbyint(x[b + i] * inv)));
+    }
+  }
+}
+
 void add_rows(float* y, const float* bias, int32_t n_rows, int64_t n) {
   for (int32_t r = 0; r < n_rows; ++r) {
     for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias[i];
@@ -80,7 +97,7 @@ class TransformerSession final : public Session {
   void truncate(int32_t n) override;
   TensorType kv_type() const override { return kv_type_; }
   size_t kv_bytes_per_position() const override {
-    return static_cast<size_t>(2 * p_.n_layer * kv_dim_ * elt_bytes_);
+    return static_cast<size_t>(2 * p_.n_layer * p_.n_head_kv * row_bytes_);
   }
   void read_kv(int32_t begin, int32_t end, std::span<uint8_t> out) const override;
   void append_kv(std::span<const uint8_t> in) override;
@@ -101,16 +118,20 @@ class TransformerSession final : public Session {
   }
   void advance(int32_t n_past) { n_past_ = n_past; }
 
-  // Appends one row's k and v of `layer` at `position`.
-  void store_kv(int layer, int32_t position, const float* k, const float* v);
-  // Head g's keys, [n_ctx][D], and transposed values, [D][n_ctx], of `layer`.
+  // Writes head g of one row's k and v ([n_head_kv][D] each) of `layer` at `position`.
+  void store_kv_head(int layer, int32_t g, int32_t position, const float* k, const float* v);
+  // Head g's keys, [n_ctx][D], and values of `layer`: rows [n_ctx][D] like the keys for
+  // F16 and Q8_0 (the tiled attention reads a tile of rows; Q8_0 blocks run along a
+  // row), transposed [D][n_ctx] for F32 (the reference path: one dot product along
+  // positions per output value).
   const uint8_t* keys(int layer, int32_t g) const {
-    return k_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * p_.head_dim * elt_bytes_;
+    return k_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
   }
   const uint8_t* values(int layer, int32_t g) const {
-    return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{p_.head_dim} * n_ctx_ * elt_bytes_;
+    return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
   }
   int64_t elt_bytes() const { return elt_bytes_; }
+  bool transposed_values() const { return kv_type_ == TensorType::kF32; }
 
  private:
   const LoadedModel& model_;
@@ -123,7 +144,8 @@ class TransformerSession final : public Session {
   // of all positions form a matrix and its scores are one matvec. Values transposed:
   // [n_head_kv][D][n_ctx], so each output dimension is one dot product over positions.
   const TensorType kv_type_;
-  const int64_t elt_bytes_;  // bytes of one cache element (2 or 4)
+  const int64_t elt_bytes_;  // bytes of one cache element (2 or 4; 0 for Q8_0, whose blocks hold 32)
+  const int64_t row_bytes_;  // bytes of one head's D values
   // Allocated without being written: pages become resident only as positions are
   // filled, and positions >= n_past are never read.
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
@@ -137,12 +159,14 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       n_ctx_(n_ctx),
       kv_dim_(static_cast<int64_t>(p_.n_head_kv) * p_.head_dim),
       kv_type_(kv_type),
-      elt_bytes_(tensor_row_bytes(kv_type, 1)) {
+      elt_bytes_(kv_type == TensorType::kQ8_0 ? 0 : tensor_row_bytes(kv_type, 1)),
+      row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
-    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
-    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(n_ctx_ * kv_dim_ * elt_bytes_));
+    const size_t bytes = static_cast<size_t>(int64_t{n_ctx_} * p_.n_head_kv * row_bytes_);
+    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(bytes);
   }
 }
 
@@ -242,16 +266,21 @@ void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> 
   }
   const int32_t count = end - begin;
   const int32_t head_dim = p_.head_dim;
-  const int64_t row = head_dim * elt_bytes_;
+  const int64_t row = row_bytes_;
   const int64_t stride = static_cast<int64_t>(per_position);
   for (int l = 0; l < p_.n_layer; ++l) {
-    uint8_t* layer_out = out.data() + l * 2 * kv_dim_ * elt_bytes_;
+    uint8_t* layer_out = out.data() + l * 2 * p_.n_head_kv * row;
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
       const uint8_t* k = keys(l, g) + int64_t{begin} * row;
       uint8_t* k_out = layer_out + g * row;
       for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
+      uint8_t* v_out = layer_out + (p_.n_head_kv + g) * row;
+      if (!transposed_values()) {
+        const uint8_t* v = values(l, g) + int64_t{begin} * row;
+        for (int32_t p = 0; p < count; ++p) std::memcpy(v_out + p * stride, v + p * row, static_cast<size_t>(row));
+        continue;
+      }
       const uint8_t* v = values(l, g) + int64_t{begin} * elt_bytes_;
-      uint8_t* v_out = layer_out + (kv_dim_ + g * head_dim) * elt_bytes_;
       for (int32_t i = 0; i < head_dim; ++i) {
         copy_elements(elt_bytes_, v_out + i * elt_bytes_, stride, v + int64_t{i} * n_ctx_ * elt_bytes_, elt_bytes_,
                       count);
@@ -270,16 +299,21 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
   }
   const int32_t count = static_cast<int32_t>(in.size() / per_position);
   const int32_t head_dim = p_.head_dim;
-  const int64_t row = head_dim * elt_bytes_;
+  const int64_t row = row_bytes_;
   const int64_t stride = static_cast<int64_t>(per_position);
   for (int l = 0; l < p_.n_layer; ++l) {
-    const uint8_t* layer_in = in.data() + l * 2 * kv_dim_ * elt_bytes_;
+    const uint8_t* layer_in = in.data() + l * 2 * p_.n_head_kv * row;
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
       uint8_t* k = k_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
       const uint8_t* k_in = layer_in + g * row;
       for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
+      const uint8_t* v_in = layer_in + (p_.n_head_kv + g) * row;
+      if (!transposed_values()) {
+        uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
+        for (int32_t p = 0; p < count; ++p) std::memcpy(v + p * row, v_in + p * stride, static_cast<size_t>(row));
+        continue;
+      }
       uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + (g * int64_t{head_dim} * n_ctx_ + n_past_) * elt_bytes_;
-      const uint8_t* v_in = layer_in + (kv_dim_ + g * head_dim) * elt_bytes_;
       for (int32_t i = 0; i < head_dim; ++i) {
         copy_elements(elt_bytes_, v + int64_t{i} * n_ctx_ * elt_bytes_, elt_bytes_, v_in + i * elt_bytes_, stride,
                       count);
@@ -289,13 +323,19 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
   n_past_ += count;
 }
 
-void TransformerSession::store_kv(int layer, int32_t position, const float* k_row, const float* v_row) {
+void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, const float* k_row, const float* v_row) {
   uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
   uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
   const int32_t head_dim = p_.head_dim;
-  for (int32_t g = 0; g < p_.n_head_kv; ++g) {
+  {
     const float* k = &k_row[g * head_dim];
     const float* v = &v_row[g * head_dim];
+    if (kv_type_ == TensorType::kQ8_0) {
+      const int64_t at = (g * int64_t{n_ctx_} + position) * row_bytes_;  // [g][position]
+      quantize_q8_0_row(k, k_cache + at, head_dim);
+      quantize_q8_0_row(v, v_cache + at, head_dim);
+      return;
+    }
     const int64_t k_index = (g * int64_t{n_ctx_} + position) * head_dim;  // [g][position][0]
     const int64_t v_index = g * int64_t{head_dim} * n_ctx_ + position;     // [g][0][position]
     if (kv_type_ == TensorType::kF32) {
@@ -307,12 +347,7 @@ void TransformerSession::store_kv(int layer, int32_t position, const float* k_ro
       auto* k16 = reinterpret_cast<uint16_t*>(k_cache);
       auto* v16 = reinterpret_cast<uint16_t*>(v_cache);
       kernels::floats_to_halves(k, &k16[k_index], head_dim);
-      uint16_t halves[512];
-      for (int32_t i0 = 0; i0 < head_dim; i0 += 512) {
-        const int32_t n = std::min(512, head_dim - i0);
-        kernels::floats_to_halves(v + i0, halves, n);
-        for (int32_t i = 0; i < n; ++i) v16[v_index + int64_t{i0 + i} * n_ctx_] = halves[i];
-      }
+      kernels::floats_to_halves(v, &v16[k_index], head_dim);  // rows, like the keys
     }
   }
 }
@@ -365,7 +400,7 @@ class ForwardPass {
 // head h reads kv head h / (n_head / n_head_kv), so consecutive query heads share one
 // kv head (GQA).
 void ForwardPass::attend(int layer) {
-  if (kv_type_ == TensorType::kF16) return attend_tiled(layer);
+  if (kv_type_ == TensorType::kF16 || kv_type_ == TensorType::kQ8_0) return attend_tiled(layer);
   const int32_t head_dim = p_.head_dim;
   const int32_t group = p_.n_head / p_.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -449,10 +484,11 @@ void ForwardPass::attend_tiled(int layer) {
     block.n_heads = group;
     block.head_dim = head_dim;
     block.first_position = first.position;
-    block.keys = reinterpret_cast<const uint16_t*>(session.keys(layer, t.g));
-    block.values = reinterpret_cast<const uint16_t*>(session.values(layer, t.g));
+    block.keys = session.keys(layer, t.g);
+    block.values = session.values(layer, t.g);
     block.n_ctx = session.n_ctx();
     block.scale = scale;
+    block.q8_0 = kv_type_ == TensorType::kQ8_0;
     kernels::attention_f16(block);
   });
 }
@@ -519,10 +555,14 @@ void ForwardPass::run() {
     });
     rope_scope.stop();
     {
-      // Rows write disjoint positions of the cache.
+      // One task per KV head, all rows: threads write apart (rows of one head share
+      // cache lines, heads do not).
       const Scope scope(Op::kKvStore);
-      for_rows(n_tokens * 2 * kv_dim_, [&](int32_t b) {
-        rows_[b].session->store_kv(l, rows_[b].position, &s_.k[b * kv_dim_], &s_.v[b * kv_dim_]);
+      parallel_for_work(pool_, p_.n_head_kv, n_tokens * 2 * kv_dim_, [&](int64_t g) {
+        for (int32_t b = 0; b < n_tokens; ++b) {
+          rows_[b].session->store_kv_head(l, static_cast<int32_t>(g), rows_[b].position, &s_.k[b * kv_dim_],
+                                          &s_.v[b * kv_dim_]);
+        }
       });
     }
     {
@@ -671,7 +711,7 @@ std::unique_ptr<Session> new_transformer_session(const LoadedModel& model, int32
 uint64_t transformer_session_bytes(const ModelParams& p, int32_t n_ctx, TensorType kv_type, int n_threads) {
   const uint64_t q_dim = static_cast<uint64_t>(p.n_head) * p.head_dim;
   const uint64_t kv_dim = static_cast<uint64_t>(p.n_head_kv) * p.head_dim;
-  const uint64_t kv_cache = 2ull * p.n_layer * n_ctx * kv_dim * static_cast<uint64_t>(tensor_row_bytes(kv_type, 1));
+  const uint64_t kv_cache = 2ull * p.n_layer * n_ctx * p.n_head_kv * static_cast<uint64_t>(tensor_row_bytes(kv_type, p.head_dim));
   const uint64_t activations =
       kMaxBatch * (3ull * p.n_embd + 2 * q_dim + 2 * kv_dim + 2ull * p.n_ff + p.head_dim) + p.n_vocab;
   const uint64_t per_thread = static_cast<uint64_t>(n_ctx) + p.head_dim + 64 * 1024 / sizeof(float);

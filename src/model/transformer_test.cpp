@@ -144,12 +144,13 @@ ArchCase load_arch_case(const std::string& name) {
 
 // Checks the meta's machine-readable tolerance, plus the argmax wherever the
 // reference's top-2 gap is large enough that no rounding can flip it.
-void expect_within_tolerance(const ArchCase& c, std::span<const float> logits, const std::string& what) {
+void expect_within_tolerance(const ArchCase& c, std::span<const float> logits, const std::string& what,
+                             const json* tolerance_override = nullptr) {
   SCOPED_TRACE(what);
   const size_t n_vocab = static_cast<size_t>(c.model->params().n_vocab);
   ASSERT_EQ(logits.size(), c.reference.size());
   const Comparison cmp = compare(c.reference, logits, n_vocab);
-  const json& tolerance = c.meta["tolerance"];
+  const json& tolerance = tolerance_override != nullptr ? *tolerance_override : c.meta["tolerance"];
   EXPECT_LE(cmp.max_abs, tolerance["max_abs"].get<double>());
   EXPECT_LE(cmp.mean_kl, tolerance["mean_kl"].get<double>());
   EXPECT_GE(cmp.top1, tolerance["top1"].get<double>());
@@ -185,6 +186,46 @@ TEST_P(TransformerArchTest, Float32KvCacheReachesTheFloat32Tier) {
   EXPECT_EQ(cmp.top1, 1.0);
   std::printf("%-20s %-12s max_abs %.3g mean_kl %.3g top1 %.3f\n", c.meta["model"].get<std::string>().c_str(),
               "f32-kv", cmp.max_abs, cmp.mean_kl, cmp.top1);
+}
+
+// An 8-bit KV cache: half the memory of F16 (34 bytes per 32 values against 64), the
+// logits still within the fixtures' quantized tolerance (the architecture's Q8_0 file's
+// thresholds; quantized files keep their own), whole prompts and token by token, and its
+// bytes move between sessions like F16's.
+TEST_P(TransformerArchTest, Q8_0KvCacheStaysWithinTheQuantizedTolerance) {
+  const ArchCase c = load_arch_case(GetParam());
+  const std::string name = GetParam();
+  const json quantized = read_json(fixture_path("arch/" + name.substr(0, name.rfind('-')) + "-Q8_0.meta.json"))["tolerance"];
+  const json& own = c.meta["tolerance"];
+  const json& tolerance = own["top1"].get<double>() < quantized["top1"].get<double>() ? own : quantized;
+  SessionOptions options;
+  options.kv_type = TensorType::kQ8_0;
+  auto batch = c.model->new_session(options);
+  expect_within_tolerance(c, batch->eval(c.tokens, true), "q8_0-kv batch", &tolerance);
+  auto incremental = c.model->new_session(options);
+  std::vector<float> logits;
+  for (TokenId token : c.tokens) {
+    const std::span<const float> row = incremental->eval(std::span<const TokenId>(&token, 1));
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  expect_within_tolerance(c, logits, "q8_0-kv incremental", &tolerance);
+  auto f16 = c.model->new_session();
+  EXPECT_EQ(batch->kv_bytes_per_position() * 64, f16->kv_bytes_per_position() * 34);
+
+  // The cached positions, copied into a fresh session, give the same next logits.
+  const size_t half = c.tokens.size() / 2;
+  auto first = c.model->new_session(options);
+  first->eval(std::span<const TokenId>(c.tokens).first(half));
+  std::vector<uint8_t> bytes(half * first->kv_bytes_per_position());
+  first->read_kv(0, static_cast<int32_t>(half), bytes);
+  auto second = c.model->new_session(options);
+  second->append_kv(bytes);
+  const TokenId next = c.tokens[half];
+  const std::span<const float> a = first->eval(std::span<const TokenId>(&next, 1));
+  const std::vector<float> want(a.begin(), a.end());
+  const std::span<const float> b = second->eval(std::span<const TokenId>(&next, 1));
+  ASSERT_EQ(b.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(b[i], want[i]) << i;
 }
 
 TEST_P(TransformerArchTest, TokenByTokenMatchesReference) {
@@ -245,6 +286,19 @@ TEST(TransformerArchFixtures, EveryFileIsCovered) {
 
 // A prompt longer than one forward slice (kMaxBatch) gives the greedy sequence's
 // argmax at every position.
+TEST(TransformerStories, Q8_0KvCacheNeedsHeadsOfWholeBlocks) {
+  auto model = Model::load(fixture_path("models/stories260K.gguf"));  // head size 8
+  SessionOptions options;
+  options.kv_type = TensorType::kQ8_0;
+  try {
+    model->new_session(options);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TransformerStories, LongBatchSpansSeveralSlices) {
   const json meta = read_json(fixture_path("models/stories260K.meta.json"));
   const std::vector<TokenId> expected = meta["greedy"]["token_ids"].get<std::vector<TokenId>>();

@@ -26,6 +26,8 @@ const ServerOptionRow kServerOptions[] = {
      "系列ごとのコンテキスト長 (0: モデルの値、最大 4096)", &O::n_ctx, 0, INT32_MAX},
     {"--parallel", "KOTO_PARALLEL", "Sequences generated at once (slots)", "同時に生成する系列の数 (処理枠)",
      &O::parallel, 1, 256},
+    {"--kv-type", "KOTO_KV_TYPE", "KV cache type: f16, or q8_0 (about half the memory)",
+     "KV キャッシュの型: f16、または q8_0 (メモリ約半分)", &O::kv_type},
     {"--lookup", "KOTO_LOOKUP",
      "Lookup decoding: tokens guessed from the prompt and checked in one pass (0: off; greedy "
      "output unchanged, sampled output keeps its distribution)",

@@ -24,7 +24,8 @@ struct ServerOptions {
   std::string port_file;          // write the port here once listening (scripts, tests)
   int n_ctx = 0;                  // per slot; 0: min(n_ctx_train, 4096)
   int parallel = 4;               // sequence slots
-  int lookup = 6;                 // lookup decoding's most guessed tokens per step; 0: off
+  int lookup = 6;
+  std::string kv_type = "f16";          // f16 or q8_0 (cli/kv_type.h)                 // lookup decoding's most guessed tokens per step; 0: off
   int queue = 16;                 // requests waiting beyond the free slots
   int batch = 64;                 // rows per forward pass
   int threads = 0;                // 0: one per physical core

@@ -19,7 +19,7 @@ struct Cache {
   int32_t n_ctx;
   int32_t head_dim;
   std::vector<uint16_t> keys;    // [n_ctx][D]
-  std::vector<uint16_t> values;  // [D][n_ctx]
+  std::vector<uint16_t> values;  // [n_ctx][D]
 };
 
 Cache random_cache(int32_t n_ctx, int32_t head_dim, uint32_t seed) {
@@ -48,7 +48,7 @@ std::vector<double> reference(const Cache& c, const float* q, int32_t position, 
   std::vector<double> out(static_cast<size_t>(d), 0.0);
   for (int32_t t = 0; t <= position; ++t) {
     for (int32_t i = 0; i < d; ++i) {
-      out[static_cast<size_t>(i)] += scores[static_cast<size_t>(t)] / sum * fp16_to_fp32(c.values[static_cast<size_t>(i) * c.n_ctx + t]);
+      out[static_cast<size_t>(i)] += scores[static_cast<size_t>(t)] / sum * fp16_to_fp32(c.values[static_cast<size_t>(t) * d + i]);
     }
   }
   return out;
@@ -73,8 +73,8 @@ AttentionBlock block_of(const Cache& c, const float* q, float* out, int64_t stri
   b.n_heads = heads;
   b.head_dim = c.head_dim;
   b.first_position = first_position;
-  b.keys = c.keys.data();
-  b.values = c.values.data();
+  b.keys = reinterpret_cast<const uint8_t*>(c.keys.data());
+  b.values = reinterpret_cast<const uint8_t*>(c.values.data());
   b.n_ctx = c.n_ctx;
   b.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   return b;
@@ -127,6 +127,64 @@ TEST(AttentionF16, ARowAloneIsBitIdenticalToTheRowInABlock) {
       kernel_table(isa).attention_f16(block_of(c, &q[static_cast<size_t>(r * stride)], alone.data(), stride, 1, heads, first + r));
       EXPECT_EQ(std::memcmp(alone.data(), &together[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
           << isa_name(isa) << " row " << r;
+    }
+  }
+}
+
+// A Q8_0 cache: rows of blocks (an F16 scale, 32 int8 codes), against the reference on
+// the values the blocks decode to; and a row alone is the row in a block.
+TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
+  const int32_t n_ctx = 200;
+  const int32_t d = 64;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> code(-127, 127);
+  // The decoded values as an F16 cache, for the reference (scales 1/64 and codes keep them exact).
+  Cache decoded{n_ctx, d, std::vector<uint16_t>(static_cast<size_t>(n_ctx) * d), std::vector<uint16_t>(static_cast<size_t>(n_ctx) * d)};
+  std::vector<uint8_t> keys(static_cast<size_t>(n_ctx) * d / 32 * 34);
+  std::vector<uint8_t> values(keys.size());
+  for (auto* pair : {&keys, &values}) {
+    std::vector<uint16_t>& dec = pair == &keys ? decoded.keys : decoded.values;
+    for (int32_t b = 0; b < n_ctx * d / 32; ++b) {
+      const uint16_t scale = fp32_to_fp16(1.0f / 64.0f);
+      std::memcpy(&(*pair)[static_cast<size_t>(b) * 34], &scale, 2);
+      for (int i = 0; i < 32; ++i) {
+        const int8_t q = static_cast<int8_t>(code(rng));
+        (*pair)[static_cast<size_t>(b) * 34 + 2 + i] = static_cast<uint8_t>(q);
+        dec[static_cast<size_t>(b) * 32 + i] = fp32_to_fp16(q / 64.0f);
+      }
+    }
+  }
+  const int32_t heads = 2;
+  const int32_t rows = 12;
+  const int32_t first = 100;
+  const int64_t stride = int64_t{heads} * d;
+  std::vector<float> q(static_cast<size_t>(rows * stride));
+  for (float& v : q) v = normal(rng);
+  for (Isa isa : isas()) {
+    AttentionBlock b = block_of(decoded, q.data(), nullptr, stride, rows, heads, first);
+    b.keys = keys.data();
+    b.values = values.data();
+    b.q8_0 = true;
+    std::vector<float> out(q.size());
+    b.out = out.data();
+    kernel_table(isa).attention_f16(b);
+    for (int32_t r = 0; r < rows; ++r) {
+      for (int32_t j = 0; j < heads; ++j) {
+        const std::vector<double> want =
+            reference(decoded, &q[static_cast<size_t>(r * stride + j * d)], first + r, 1.0f / std::sqrt(static_cast<float>(d)));
+        for (int32_t i = 0; i < d; ++i) {
+          ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 2e-5) << isa_name(isa);
+        }
+      }
+      std::vector<float> alone(static_cast<size_t>(stride));
+      AttentionBlock one = b;
+      one.q = &q[static_cast<size_t>(r * stride)];
+      one.out = alone.data();
+      one.n_rows = 1;
+      one.first_position = first + r;
+      kernel_table(isa).attention_f16(one);
+      EXPECT_EQ(std::memcmp(alone.data(), &out[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0);
     }
   }
 }

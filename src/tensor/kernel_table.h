@@ -66,7 +66,7 @@ using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
 // so ops / seconds is the core's integer peak the matrix products are measured against.
 using Int8PeakFn = int64_t (*)(int64_t iterations);
 
-// Causal attention of a block of query vectors over one KV head's F16 cache: rows r at
+// Causal attention of a block of query vectors over one KV head's cache (F16 or Q8_0): rows r at
 // positions first_position + r, each with n_heads query heads that read this KV head;
 // row r sees positions 0 .. first_position + r. out = softmax(scale * q K^T) V per query.
 struct AttentionBlock {
@@ -78,10 +78,13 @@ struct AttentionBlock {
   int32_t n_heads;
   int32_t head_dim;
   int32_t first_position;
-  const uint16_t* keys;    // [n_ctx][head_dim] F16
-  const uint16_t* values;  // [head_dim][n_ctx] F16, transposed
+  // Rows [n_ctx][head_dim] of F16, or of Q8_0 blocks (q8_0 true: head_dim / 32 blocks
+  // of 34 bytes).
+  const uint8_t* keys;
+  const uint8_t* values;
   int64_t n_ctx;
   float scale;
+  bool q8_0;
 };
 using AttentionF16Fn = void (*)(const AttentionBlock& block);
 // dst[i] = binary16 of src[i], rounded to nearest even (NaN stays NaN, quiet).

@@ -282,6 +282,7 @@ BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, co
   BenchLookup out;
   SessionOptions session_options;
   session_options.n_ctx = static_cast<int32_t>(prompt.size()) + options.n_gen + 8;
+  session_options.kv_type = options.kv_type;
   const std::unique_ptr<Session> session = model.new_session(session_options);
   auto run = [&](int32_t max_draft, const std::vector<TokenId>& reference) {
     session->truncate(0);
@@ -356,6 +357,7 @@ BenchResult run_bench(const BenchOptions& options) {
   constexpr int kTgPrompt = 4;
   SessionOptions session_options;
   session_options.n_ctx = std::max({options.n_prompt + 1, kTgPrompt + options.n_gen, 8});
+  session_options.kv_type = options.kv_type;
   result.n_ctx = session_options.n_ctx;
   result.session_bytes = model->session_bytes(session_options.n_ctx);
   const std::unique_ptr<Session> session = model->new_session(session_options);
