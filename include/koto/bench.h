@@ -8,7 +8,8 @@
 //   pp     one prefill of n_prompt random valid token ids in a fresh context: n_prompt / s;
 //   ttft   the same prefill plus choosing the first token (argmax of the last logits):
 //          what `koto run` calls time to first token, load excluded;
-//   tg     n_gen sequential single-token evaluations after a 4-token prompt: n_gen / s.
+//   tg     n_gen sequential single-token evaluations after a tg_depth-token prompt (default
+//          4; --depth 4096 measures decoding deep in a long context): n_gen / s.
 // Then, once, the machine's read bandwidth: every thread of the same count streams its
 // share of a buffer of bandwidth_bytes (default 1 GiB, far above the 260 MB L3 here),
 // best of 5 passes. tg's share of the bandwidth roofline is
@@ -37,6 +38,7 @@ struct BenchOptions {
   int n_prompt = 512;     // pp and ttft prompt length (0: skip pp/ttft)
   int n_gen = 128;        // tg tokens (0: skip tg)
   int repetitions = 5;    // timed runs after one warm-up, >= 1
+  int tg_depth = 4;       // tg generates after a prompt of this many tokens (attention over them)
   int threads = 0;        // 0: one per physical core
   uint64_t seed = 1;      // for the token ids
   uint64_t bandwidth_bytes = 1ull << 30;  // 0: skip both bandwidth measurements
@@ -125,6 +127,7 @@ struct BenchResult {
   int threads = 0;
   int n_prompt = 0;
   int n_gen = 0;
+  int tg_depth = 0;
   int repetitions = 0;
   int32_t n_ctx = 0;           // context of the sessions
   double load_first_seconds = 0.0;  // the warm-up load (cold when the file is not cached)

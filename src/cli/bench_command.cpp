@@ -192,6 +192,10 @@ CommandRunner define_bench(CLI::App& command) {
   command.add_option("-t,--threads", options->bench.threads,
                      std::string(pick("threads (default: one per physical core)", "スレッド数 (既定: 物理コア数)")))
       ->check(CLI::Range(0, 1024));
+  command.add_option("--depth", options->bench.tg_depth,
+                     std::string(pick("tg starts after a prompt of this many tokens (default 4)",
+                                      "tg をこのトークン数のプロンプトの後から測る (既定 4)")))
+      ->check(CLI::Range(1, 1 << 20));
   command.add_option("--seed", options->bench.seed, std::string(pick("seed of the random token ids (default 1)",
                                                                      "ランダムなトークン ID の種 (既定 1)")));
   command.add_option("--bandwidth-mb", options->bandwidth_mb,

@@ -333,6 +333,7 @@ BenchResult run_bench(const BenchOptions& options) {
   result.machine = describe_machine();
   result.n_prompt = options.n_prompt;
   result.n_gen = options.n_gen;
+  result.tg_depth = options.tg_depth;
   result.repetitions = options.repetitions;
 
   LoadOptions load_options;
@@ -354,7 +355,8 @@ BenchResult run_bench(const BenchOptions& options) {
   result.threads = model->n_threads();
   result.model = describe_bench_model(options.model_path, *model);
 
-  constexpr int kTgPrompt = 4;
+  // tg starts after this many prompt tokens (its depth in the context).
+  const int kTgPrompt = std::max(options.tg_depth, 1);
   SessionOptions session_options;
   session_options.n_ctx = std::max({options.n_prompt + 1, kTgPrompt + options.n_gen, 8});
   session_options.kv_type = options.kv_type;
@@ -498,6 +500,7 @@ std::string bench_json(const BenchResult& r) {
   j["threads"] = r.threads;
   j["n_prompt"] = r.n_prompt;
   j["n_gen"] = r.n_gen;
+  j["tg_depth"] = r.tg_depth;
   j["repetitions"] = r.repetitions;
   j["n_ctx"] = r.n_ctx;
   j["load_first_s"] = r.load_first_seconds;
@@ -601,8 +604,9 @@ std::string bench_table(const BenchResult& r) {
               r.ttft_seconds.mean, r.ttft_seconds.sd, r.n_prompt);
   }
   if (r.n_gen > 0) {
-    out += tr("  generation tg{0:<6}  {1:10.2f} ± {2:.2f} tokens/s\n", "  生成 tg{0:<6}        {1:10.2f} ± {2:.2f} トークン/秒\n",
-              r.n_gen, r.tg_tokens_per_second.mean, r.tg_tokens_per_second.sd);
+    out += tr("  generation tg{0:<6}  {1:10.2f} ± {2:.2f} tokens/s{3}\n", "  生成 tg{0:<6}        {1:10.2f} ± {2:.2f} トークン/秒{3}\n",
+              r.n_gen, r.tg_tokens_per_second.mean, r.tg_tokens_per_second.sd,
+              r.tg_depth > 4 ? tr("   (after {0} tokens)", "   ({0} トークンの後)", r.tg_depth) : std::string());
   }
   if (r.bandwidth_gb_per_second > 0) {
     out += tr("  read bandwidth      {0:10.2f} GB/s (threads: {1}); tg reads {2} of weights per token = {3:.1f}% of "
