@@ -147,6 +147,8 @@ struct SchedulerStatus {
   uint64_t prompt_tokens = 0;         // totals over all finished requests
   uint64_t cached_prompt_tokens = 0;
   uint64_t generated_tokens = 0;
+  uint64_t lookup_drafted_tokens = 0;   // guessed by lookup decoding, finished requests
+  uint64_t lookup_accepted_tokens = 0;  // of them, kept
   PrefixCacheStats cache;
 };
 

@@ -171,7 +171,11 @@ std::string full_stats(const ConversationTurn& t, const Conversation& chat, int 
             "ピークメモリ:   {14:.2f} GB\n",
             s.prompt_tokens, s.cached_tokens, s.prompt_tokens - s.cached_tokens, s.prompt_seconds, s.prompt_tokens_per_second(),
             s.time_to_first_token_seconds, s.generated_tokens, s.generation_seconds, s.tokens_per_second(), s.output_chars,
-            s.chars_per_second(), stop_reason_name(s.stop_reason), turns, chat.messages().size(), peak_rss_gb());
+            s.chars_per_second(), stop_reason_name(s.stop_reason), turns, chat.messages().size(), peak_rss_gb()) +
+         (s.lookup_drafted > 0 ? tr("lookup:         {0} of {1} guessed tokens kept\n",
+                                    "先読み:         推測した {1} トークンのうち {0} を採用\n", s.lookup_accepted,
+                                    s.lookup_drafted)
+                               : std::string());
 }
 
 std::string help_text() {

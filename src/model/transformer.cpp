@@ -124,8 +124,22 @@ class TransformerSession final : public Session {
   // F16 and Q8_0 (the tiled attention reads a tile of rows; Q8_0 blocks run along a
   // row), transposed [D][n_ctx] for F32 (the reference path: one dot product along
   // positions per output value).
+  // F16 keys are stored a tile of kKeyTile positions at a time, transposed: [g][tile][D][64],
+  // so the tiled attention converts a tile with contiguous loads and no transposing.
   const uint8_t* keys(int layer, int32_t g) const {
-    return k_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
+    return k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
+  }
+  bool tiled_keys() const { return kv_type_ == TensorType::kF16; }
+  // A tile's first position clears the tile (the attention reads whole tiles; what it
+  // does not use must still be defined).
+  void start_key_tile(uint8_t* k_head, int32_t position) const {
+    if (position % kKeyTile == 0) {
+      std::memset(k_head + tiled_key_offset(position, 0), 0, static_cast<size_t>(p_.head_dim) * kKeyTile * 2);
+    }
+  }
+  // Byte offset of element d of position p's key within a head (tiled_keys()).
+  int64_t tiled_key_offset(int32_t p, int32_t d) const {
+    return ((int64_t{p / kKeyTile} * p_.head_dim + d) * kKeyTile + p % kKeyTile) * 2;
   }
   const uint8_t* values(int layer, int32_t g) const {
     return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
@@ -146,6 +160,8 @@ class TransformerSession final : public Session {
   const TensorType kv_type_;
   const int64_t elt_bytes_;  // bytes of one cache element (2 or 4; 0 for Q8_0, whose blocks hold 32)
   const int64_t row_bytes_;  // bytes of one head's D values
+  static constexpr int32_t kKeyTile = 64;  // the attention kernel's tile (kAttentionTile)
+  const int64_t key_head_bytes_;  // one head's keys of all positions (tiles rounded up)
   // Allocated without being written: pages become resident only as positions are
   // filled, and positions >= n_past are never read.
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
@@ -160,12 +176,14 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       kv_dim_(static_cast<int64_t>(p_.n_head_kv) * p_.head_dim),
       kv_type_(kv_type),
       elt_bytes_(kv_type == TensorType::kQ8_0 ? 0 : tensor_row_bytes(kv_type, 1)),
-      row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)) {
+      row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)),
+      key_head_bytes_(kv_type == TensorType::kF16 ? (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * kKeyTile * row_bytes_
+                                                   : int64_t{n_ctx} * row_bytes_) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
     const size_t bytes = static_cast<size_t>(int64_t{n_ctx_} * p_.n_head_kv * row_bytes_);
-    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(p_.n_head_kv * key_head_bytes_));
     v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(bytes);
   }
 }
@@ -271,9 +289,16 @@ void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> 
   for (int l = 0; l < p_.n_layer; ++l) {
     uint8_t* layer_out = out.data() + l * 2 * p_.n_head_kv * row;
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-      const uint8_t* k = keys(l, g) + int64_t{begin} * row;
       uint8_t* k_out = layer_out + g * row;
-      for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
+      if (tiled_keys()) {
+        const uint8_t* k = keys(l, g);
+        for (int32_t p = 0; p < count; ++p) {
+          for (int32_t d = 0; d < head_dim; ++d) std::memcpy(k_out + p * stride + 2 * d, k + tiled_key_offset(begin + p, d), 2);
+        }
+      } else {
+        const uint8_t* k = keys(l, g) + int64_t{begin} * row;
+        for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
+      }
       uint8_t* v_out = layer_out + (p_.n_head_kv + g) * row;
       if (!transposed_values()) {
         const uint8_t* v = values(l, g) + int64_t{begin} * row;
@@ -304,9 +329,17 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
   for (int l = 0; l < p_.n_layer; ++l) {
     const uint8_t* layer_in = in.data() + l * 2 * p_.n_head_kv * row;
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
-      uint8_t* k = k_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
       const uint8_t* k_in = layer_in + g * row;
-      for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
+      uint8_t* k_head = k_cache_[static_cast<size_t>(l)].get() + g * key_head_bytes_;
+      if (tiled_keys()) {
+        for (int32_t p = 0; p < count; ++p) {
+          start_key_tile(k_head, n_past_ + p);
+          for (int32_t d = 0; d < head_dim; ++d) std::memcpy(k_head + tiled_key_offset(n_past_ + p, d), k_in + p * stride + 2 * d, 2);
+        }
+      } else {
+        uint8_t* k = k_head + int64_t{n_past_} * row;
+        for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
+      }
       const uint8_t* v_in = layer_in + (p_.n_head_kv + g) * row;
       if (!transposed_values()) {
         uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
@@ -324,30 +357,35 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
 }
 
 void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, const float* k_row, const float* v_row) {
-  uint8_t* k_cache = k_cache_[static_cast<size_t>(layer)].get();
+  uint8_t* k_head = k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
   const int32_t head_dim = p_.head_dim;
-  {
-    const float* k = &k_row[g * head_dim];
-    const float* v = &v_row[g * head_dim];
-    if (kv_type_ == TensorType::kQ8_0) {
-      const int64_t at = (g * int64_t{n_ctx_} + position) * row_bytes_;  // [g][position]
-      quantize_q8_0_row(k, k_cache + at, head_dim);
+  const float* k = &k_row[g * head_dim];
+  const float* v = &v_row[g * head_dim];
+  const int64_t at = (g * int64_t{n_ctx_} + position) * row_bytes_;  // row [g][position] of the values
+  switch (kv_type_) {
+    case TensorType::kQ8_0:
+      quantize_q8_0_row(k, k_head + int64_t{position} * row_bytes_, head_dim);
       quantize_q8_0_row(v, v_cache + at, head_dim);
       return;
+    case TensorType::kF16: {
+      start_key_tile(k_head, position);
+      uint16_t halves[512];
+      for (int32_t d0 = 0; d0 < head_dim; d0 += 512) {
+        const int32_t n = std::min(512, head_dim - d0);
+        kernels::floats_to_halves(k + d0, halves, n);
+        for (int32_t d = 0; d < n; ++d) std::memcpy(k_head + tiled_key_offset(position, d0 + d), &halves[d], 2);
+      }
+      kernels::floats_to_halves(v, reinterpret_cast<uint16_t*>(v_cache + at), head_dim);
+      return;
     }
-    const int64_t k_index = (g * int64_t{n_ctx_} + position) * head_dim;  // [g][position][0]
-    const int64_t v_index = g * int64_t{head_dim} * n_ctx_ + position;     // [g][0][position]
-    if (kv_type_ == TensorType::kF32) {
-      auto* k32 = reinterpret_cast<float*>(k_cache);
+    default: {  // F32: key rows, values transposed [g][D][n_ctx]
+      auto* k32 = reinterpret_cast<float*>(k_head + int64_t{position} * row_bytes_);
       auto* v32 = reinterpret_cast<float*>(v_cache);
-      for (int32_t i = 0; i < head_dim; ++i) k32[k_index + i] = k[i];
+      const int64_t v_index = g * int64_t{head_dim} * n_ctx_ + position;
+      for (int32_t i = 0; i < head_dim; ++i) k32[i] = k[i];
       for (int32_t i = 0; i < head_dim; ++i) v32[v_index + int64_t{i} * n_ctx_] = v[i];
-    } else {
-      auto* k16 = reinterpret_cast<uint16_t*>(k_cache);
-      auto* v16 = reinterpret_cast<uint16_t*>(v_cache);
-      kernels::floats_to_halves(k, &k16[k_index], head_dim);
-      kernels::floats_to_halves(v, &v16[k_index], head_dim);  // rows, like the keys
+      return;
     }
   }
 }
@@ -489,6 +527,7 @@ void ForwardPass::attend_tiled(int layer) {
     block.n_ctx = session.n_ctx();
     block.scale = scale;
     block.q8_0 = kv_type_ == TensorType::kQ8_0;
+    block.keys_tiled = session.tiled_keys();
     kernels::attention_f16(block);
   });
 }

@@ -543,6 +543,8 @@ json timings_json(const RequestStats& stats) {
           {"prompt_tokens_per_second", stats.prompt_tokens_per_second()},
           {"time_to_first_token_ms", stats.time_to_first_token_seconds * 1000.0},
           {"generated_tokens", stats.generated_tokens},
+          {"lookup_drafted_tokens", stats.lookup_drafted},
+          {"lookup_accepted_tokens", stats.lookup_accepted},
           {"generation_ms", stats.generation_seconds * 1000.0},
           {"tokens_per_second", stats.tokens_per_second()},
           {"characters", stats.output_chars},

@@ -261,6 +261,7 @@ TEST(HttpServer, ChatCompletionInTheOpenAIShape) {
   EXPECT_EQ(r["timings"]["characters"], 6);
   EXPECT_EQ(r["timings"]["stop_reason"], "eos");
   EXPECT_GT(r["timings"]["time_to_first_token_ms"].get<double>(), 0.0);
+  EXPECT_LE(r["timings"]["lookup_accepted_tokens"].get<int>(), r["timings"]["lookup_drafted_tokens"].get<int>());
 
   const json limited = body_of(post(c, "/v1/chat/completions", chat_body("もう一度", 6)));
   EXPECT_EQ(limited["choices"][0]["message"]["content"], "の大");
@@ -385,6 +386,7 @@ TEST(HttpServer, ModelsTokenizeDetokenizeAndMetrics) {
   EXPECT_NE(metrics->body.find("koto_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("koto_generated_tokens_total 3\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("# TYPE koto_lookup_accepted_tokens_total counter\n"), std::string::npos);
   EXPECT_NE(metrics->body.find("koto_slots 4\n"), std::string::npos);
   EXPECT_NE(metrics->body.find("koto_time_to_first_token_seconds_count 1\n"), std::string::npos);
   EXPECT_NE(metrics->body.find("process_resident_memory_bytes "), std::string::npos);

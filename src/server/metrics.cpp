@@ -80,6 +80,10 @@ std::string Metrics::render(const SchedulerStatus* status) const {
     counter("koto_cached_prompt_tokens_total", "Prompt tokens restored from a cache instead of evaluated.",
             status->cached_prompt_tokens);
     counter("koto_generated_tokens_total", "Tokens generated.", status->generated_tokens);
+    counter("koto_lookup_drafted_tokens_total", "Tokens guessed by lookup decoding (finished requests).",
+            status->lookup_drafted_tokens);
+    counter("koto_lookup_accepted_tokens_total", "Guessed tokens that were kept, each a forward pass saved.",
+            status->lookup_accepted_tokens);
     counter("koto_forward_passes_total", "Forward passes (steps) of the scheduler.", status->steps);
     gauge("koto_slots", "Sequence slots (--parallel).", status->slots);
     gauge("koto_slots_active", "Slots serving a request now.", status->busy_slots);

@@ -128,6 +128,7 @@ struct Scheduler::Core {
   // Read by status() from any thread.
   std::atomic<int32_t> busy_slots{0};
   std::atomic<uint64_t> steps{0}, prompt_tokens{0}, cached_prompt_tokens{0}, generated_tokens{0};
+  std::atomic<uint64_t> lookup_drafted{0}, lookup_accepted{0};
 };
 
 Scheduler::Scheduler(const Model& model, SchedulerOptions options)
@@ -260,6 +261,8 @@ SchedulerStatus Scheduler::status() const {
   s.prompt_tokens = c.prompt_tokens.load();
   s.cached_prompt_tokens = c.cached_prompt_tokens.load();
   s.generated_tokens = c.generated_tokens.load();
+  s.lookup_drafted_tokens = c.lookup_drafted.load();
+  s.lookup_accepted_tokens = c.lookup_accepted.load();
   if (c.cache) s.cache = c.cache->stats();
   return s;
 }
@@ -397,6 +400,8 @@ void Scheduler::finish(Slot& slot, StopReason reason) {
   c.prompt_tokens += static_cast<uint64_t>(stats.prompt_tokens);
   c.cached_prompt_tokens += static_cast<uint64_t>(stats.cached_tokens);
   c.generated_tokens += static_cast<uint64_t>(stats.generated_tokens);
+  c.lookup_drafted += static_cast<uint64_t>(stats.lookup_drafted);
+  c.lookup_accepted += static_cast<uint64_t>(stats.lookup_accepted);
   // Everything evaluated may start a later request: the next turn of a conversation
   // repeats this one, answer included.
   if (c.cache) {

@@ -131,6 +131,38 @@ TEST(AttentionF16, ARowAloneIsBitIdenticalToTheRowInABlock) {
   }
 }
 
+// F16 keys stored a tile at a time ([tile][D][64], as the session keeps them) give the
+// very bits the row layout gives, whatever the unused end of the last tile holds.
+TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
+  const Cache c = random_cache(150, 64, 21);
+  const int32_t tiles = (c.n_ctx + 63) / 64;
+  std::vector<uint16_t> tiled(static_cast<size_t>(tiles) * 64 * c.head_dim, fp32_to_fp16(NAN));
+  for (int32_t p = 0; p < c.n_ctx; ++p) {
+    for (int32_t d = 0; d < c.head_dim; ++d) {
+      tiled[(static_cast<size_t>(p / 64) * c.head_dim + d) * 64 + p % 64] = c.keys[static_cast<size_t>(p) * c.head_dim + d];
+    }
+  }
+  const int32_t heads = 3;
+  const int32_t rows = 10;
+  const int64_t stride = int64_t{heads} * c.head_dim;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(rows * stride));
+  for (float& v : q) v = normal(rng);
+  for (Isa isa : isas()) {
+    for (int32_t first : {0, 60, 139}) {
+      std::vector<float> from_rows(q.size());
+      std::vector<float> from_tiles(q.size());
+      kernel_table(isa).attention_f16(block_of(c, q.data(), from_rows.data(), stride, rows, heads, first));
+      AttentionBlock b = block_of(c, q.data(), from_tiles.data(), stride, rows, heads, first);
+      b.keys = reinterpret_cast<const uint8_t*>(tiled.data());
+      b.keys_tiled = true;
+      kernel_table(isa).attention_f16(b);
+      EXPECT_EQ(std::memcmp(from_rows.data(), from_tiles.data(), q.size() * sizeof(float)), 0) << isa_name(isa) << " " << first;
+    }
+  }
+}
+
 // A Q8_0 cache: rows of blocks (an F16 scale, 32 int8 codes), against the reference on
 // the values the blocks decode to; and a row alone is the row in a block.
 TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {

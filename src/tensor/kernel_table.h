@@ -85,6 +85,8 @@ struct AttentionBlock {
   int64_t n_ctx;
   float scale;
   bool q8_0;
+  // F16 keys stored a tile at a time, transposed: [n_ctx / 64 rounded up][head_dim][64].
+  bool keys_tiled;
 };
 using AttentionF16Fn = void (*)(const AttentionBlock& block);
 // dst[i] = binary16 of src[i], rounded to nearest even (NaN stays NaN, quiet).
