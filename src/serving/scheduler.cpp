@@ -5,12 +5,13 @@
 //   1. cancellations: cancelled queued requests leave the queue, cancelled slots end;
 //   2. admission: queued requests take free slots, restoring their longest cached
 //      prefix (the slot's own tokens or the prefix cache);
-//   3. the batch: one row per generating slot (its last chosen token), then prompt
-//      slices of the prefilling slots, oldest first, up to batch_tokens rows;
+//   3. the batch: one row per generating slot (its last chosen token, followed by lookup
+//      decoding's guesses when it has some), then prompt slices of the prefilling
+//      slots, oldest first, up to batch_tokens rows;
 //   4. one Model::eval_batch;
-//   5. for every slot whose logits came back: choose a token, stream its text, and
-//      end the request at an end-of-generation token, a stop string, max_tokens or a
-//      full context.
+//   5. for every slot whose logits came back: keep the guesses its sampler agrees with,
+//      choose a token, stream its text, and end the request at an end-of-generation
+//      token, a stop string, max_tokens or a full context.
 #include "koto/scheduler.h"
 
 #include <algorithm>

@@ -10,6 +10,7 @@
 #include <vector>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 #include <utility>
 
@@ -321,18 +322,25 @@ void exp_in_place(float* x, int64_t n) {
   }
 }
 constexpr int kAttentionTile = 64;
+// Decoding (a few queries) reads F16 tiles straight from the cache instead of
+// converting them into float tiles first; the arithmetic is the same, hence the bits.
+constexpr bool kAttentionInlineF16 = true;
+KOTO_KERNEL_INLINE __m512 load16_floats(const float* p) { return _mm512_loadu_ps(p); }
+KOTO_KERNEL_INLINE __m512 load16_floats(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
 // Two query heads at a time: eight vectors of 16 scores stay in registers over the
 // head dimension, each key load serving both (independent chains hide the latency).
-template <int kHeads>
-KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, const float* keys_t, int d, float* s) {
+template <int kHeads, typename Key>
+KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, const Key* keys_t, int d, float* s) {
   __m512 acc[kHeads][4];
   for (int j = 0; j < kHeads; ++j) {
     for (int k = 0; k < 4; ++k) acc[j][k] = _mm512_setzero_ps();
   }
   for (int i = 0; i < d; ++i) {
-    const float* key = keys_t + i * kAttentionTile;
-    const __m512 k0 = _mm512_loadu_ps(key), k1 = _mm512_loadu_ps(key + 16), k2 = _mm512_loadu_ps(key + 32),
-                 k3 = _mm512_loadu_ps(key + 48);
+    const Key* key = keys_t + i * kAttentionTile;
+    const __m512 k0 = load16_floats(key), k1 = load16_floats(key + 16), k2 = load16_floats(key + 32),
+                 k3 = load16_floats(key + 48);
     for (int j = 0; j < kHeads; ++j) {
       const __m512 qi = _mm512_set1_ps(q[j * q_stride + i]);
       acc[j][0] = _mm512_fmadd_ps(qi, k0, acc[j][0]);
@@ -345,7 +353,8 @@ KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, cons
     for (int k = 0; k < 4; ++k) _mm512_storeu_ps(s + j * kAttentionTile + 16 * k, acc[j][k]);
   }
 }
-void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
+template <typename Key>
+void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, int d, float* s) {
   int j = 0;
   for (; j + 2 <= nq; j += 2) tile_scores_heads<2>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
   if (j < nq) tile_scores_heads<1>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
@@ -374,26 +383,35 @@ float tile_softmax(float* s, int visible, float scale, float running_max, float&
 }
 
 // The output stays in registers over the tile's positions, 128 values at a time.
-void tile_accumulate(float* o, const float* p, const float* values_t, int n, int d) {
+template <typename Value>
+void tile_accumulate(float* o, const float* p, const Value* values_t, int n, int d) {
   int i = 0;
   for (; i + 128 <= d; i += 128) {
     __m512 acc[8];
     for (int k = 0; k < 8; ++k) acc[k] = _mm512_loadu_ps(o + i + 16 * k);
     for (int t = 0; t < n; ++t) {
       const __m512 pt = _mm512_set1_ps(p[t]);
-      const float* v = values_t + t * d + i;
-      for (int k = 0; k < 8; ++k) acc[k] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + 16 * k), acc[k]);
+      const Value* v = values_t + t * d + i;
+      for (int k = 0; k < 8; ++k) acc[k] = _mm512_fmadd_ps(pt, load16_floats(v + 16 * k), acc[k]);
     }
     for (int k = 0; k < 8; ++k) _mm512_storeu_ps(o + i + 16 * k, acc[k]);
   }
   for (; i + 16 <= d; i += 16) {
     __m512 acc = _mm512_loadu_ps(o + i);
-    for (int t = 0; t < n; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_loadu_ps(values_t + t * d + i), acc);
+    for (int t = 0; t < n; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), load16_floats(values_t + t * d + i), acc);
     _mm512_storeu_ps(o + i, acc);
   }
   for (; i < d; ++i) {
     float acc = o[i];
-    for (int t = 0; t < n; ++t) acc = std::fma(p[t], values_t[t * d + i], acc);
+    for (int t = 0; t < n; ++t) {
+      float v;
+      if constexpr (std::is_same_v<Value, float>) {
+        v = values_t[t * d + i];
+      } else {
+        halves_to_floats(values_t + t * d + i, &v, 1);
+      }
+      acc = std::fma(p[t], v, acc);
+    }
     o[i] = acc;
   }
 }

@@ -312,6 +312,7 @@ void exp_in_place(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
 constexpr int kAttentionTile = 64;
+constexpr bool kAttentionInlineF16 = false;  // always float tiles
 void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
   for (int j = 0; j < nq; ++j) {
     float* sj = s + j * kAttentionTile;
