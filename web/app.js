@@ -11,7 +11,8 @@ const STRINGS = {
     you: 'あなた', assistant: 'アシスタント', rename: '名前', remove: '削除', edit: '編集', regenerate: '再生成',
     copy: 'コピー', copied: 'コピーしました', untitled: '新しい会話', renamePrompt: '会話の名前', removeConfirm: 'この会話を削除しますか？',
     cost: (t) => `最初のトークンまで ${(t.time_to_first_token_ms / 1000).toFixed(2)} 秒 · 毎秒 ${t.tokens_per_second.toFixed(1)} トークン · 毎秒 ${t.characters_per_second.toFixed(1)} 文字` +
-      (t.cached_tokens > 0 ? ` · 再利用 ${t.cached_tokens} トークン` : ''),
+      (t.cached_tokens > 0 ? ` · 再利用 ${t.cached_tokens} トークン` : '') +
+      (t.lookup_accepted_tokens > 0 ? ` · 先読み ${t.lookup_accepted_tokens}/${t.lookup_drafted_tokens} トークン採用` : ''),
     stopped: '(中断しました)', sources: '出典', notInDocuments: '資料には該当する記載がありませんでした。',
     model: (m) => `モデル: ${m.id} (${m.meta ? m.meta.architecture + '、' + (m.meta.parameters / 1e9).toFixed(2) + 'B パラメータ、コンテキスト ' + m.meta.n_ctx : ''})`,
     usage: (cpu, mem) => `CPU ${cpu.toFixed(0)} % · メモリ ${mem.toFixed(2)} GB`,
@@ -23,7 +24,8 @@ const STRINGS = {
     you: 'You', assistant: 'Assistant', rename: 'Rename', remove: 'Delete', edit: 'Edit', regenerate: 'Regenerate',
     copy: 'Copy', copied: 'Copied', untitled: 'New chat', renamePrompt: 'Conversation name', removeConfirm: 'Delete this conversation?',
     cost: (t) => `first token ${(t.time_to_first_token_ms / 1000).toFixed(2)} s · ${t.tokens_per_second.toFixed(1)} tokens/s · ${t.characters_per_second.toFixed(1)} chars/s` +
-      (t.cached_tokens > 0 ? ` · ${t.cached_tokens} tokens reused` : ''),
+      (t.cached_tokens > 0 ? ` · ${t.cached_tokens} tokens reused` : '') +
+      (t.lookup_accepted_tokens > 0 ? ` · ${t.lookup_accepted_tokens}/${t.lookup_drafted_tokens} guessed tokens kept` : ''),
     stopped: '(stopped)', sources: 'Sources', notInDocuments: 'The documents do not say.',
     model: (m) => `Model: ${m.id} (${m.meta ? m.meta.architecture + ', ' + (m.meta.parameters / 1e9).toFixed(2) + 'B parameters, context ' + m.meta.n_ctx : ''})`,
     usage: (cpu, mem) => `CPU ${cpu.toFixed(0)} % · memory ${mem.toFixed(2)} GB`,

@@ -146,11 +146,15 @@ double cpu_seconds() {
 std::string cost_line(const ConversationTurn& t, double cpu_percent) {
   const RequestStats& s = t.stats;
   return tr("[first token {0:.2f} s · {1:.1f} tokens/s · {2:.1f} chars/s · prompt {3} reused + {4} new tokens · peak "
-            "memory {5:.2f} GB · CPU {6:.0f} %]",
+            "memory {5:.2f} GB · CPU {6:.0f} %",
             "[最初のトークンまで {0:.2f} 秒 · 毎秒 {1:.1f} トークン · 毎秒 {2:.1f} 文字 · プロンプト 再利用 {3} + 新規 {4} "
-            "トークン · ピークメモリ {5:.2f} GB · CPU {6:.0f} %]",
+            "トークン · ピークメモリ {5:.2f} GB · CPU {6:.0f} %",
             s.time_to_first_token_seconds, s.tokens_per_second(), s.chars_per_second(), s.cached_tokens,
-            s.prompt_tokens - s.cached_tokens, peak_rss_gb(), cpu_percent);
+            s.prompt_tokens - s.cached_tokens, peak_rss_gb(), cpu_percent) +
+         (s.lookup_accepted > 0 ? tr(" · lookup kept {0} of {1} guessed tokens", " · 先読み 推測 {1} のうち {0} トークン採用",
+                                     s.lookup_accepted, s.lookup_drafted)
+                                : std::string()) +
+         "]";
 }
 
 std::string full_stats(const ConversationTurn& t, const Conversation& chat, int turns) {
