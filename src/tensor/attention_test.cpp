@@ -80,6 +80,18 @@ AttentionBlock block_of(const Cache& c, const float* q, float* out, int64_t stri
   return b;
 }
 
+// Row r of `block` evaluated as a block of its own (same cache and settings).
+std::vector<float> row_alone(const AttentionBlock& block, Isa isa, int32_t r) {
+  std::vector<float> out(static_cast<size_t>(block.q_row_stride));
+  AttentionBlock one = block;
+  one.q = block.q + r * block.q_row_stride;
+  one.out = out.data();
+  one.n_rows = 1;
+  one.first_position = block.first_position + r;
+  kernel_table(isa).attention_f16(one);
+  return out;
+}
+
 TEST(AttentionF16, MatchesDoublePrecisionSoftmax) {
   for (int32_t head_dim : {64, 128}) {
     const Cache c = random_cache(800, head_dim, 5);
@@ -121,10 +133,10 @@ TEST(AttentionF16, ARowAloneIsBitIdenticalToTheRowInABlock) {
   for (float& v : q) v = normal(rng);
   for (Isa isa : isas()) {
     std::vector<float> together(q.size());
-    kernel_table(isa).attention_f16(block_of(c, q.data(), together.data(), stride, rows, heads, first));
+    const AttentionBlock block = block_of(c, q.data(), together.data(), stride, rows, heads, first);
+    kernel_table(isa).attention_f16(block);
     for (int32_t r = 0; r < rows; ++r) {
-      std::vector<float> alone(static_cast<size_t>(stride));
-      kernel_table(isa).attention_f16(block_of(c, &q[static_cast<size_t>(r * stride)], alone.data(), stride, 1, heads, first + r));
+      const std::vector<float> alone = row_alone(block, isa, r);
       EXPECT_EQ(std::memcmp(alone.data(), &together[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
           << isa_name(isa) << " row " << r;
     }
@@ -161,13 +173,7 @@ TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
       EXPECT_EQ(std::memcmp(from_rows.data(), from_tiles.data(), q.size() * sizeof(float)), 0) << isa_name(isa) << " " << first;
       // One row at a time (few queries: the F16 tile is read in place) gives the same bits.
       for (int32_t r = 0; r < rows; ++r) {
-        std::vector<float> alone(static_cast<size_t>(stride));
-        AttentionBlock one = b;
-        one.q = &q[static_cast<size_t>(r * stride)];
-        one.out = alone.data();
-        one.n_rows = 1;
-        one.first_position = first + r;
-        kernel_table(isa).attention_f16(one);
+        const std::vector<float> alone = row_alone(b, isa, r);
         EXPECT_EQ(std::memcmp(alone.data(), &from_tiles[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
             << isa_name(isa) << " row " << r;
       }
@@ -221,13 +227,7 @@ TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
           ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 2e-5) << isa_name(isa);
         }
       }
-      std::vector<float> alone(static_cast<size_t>(stride));
-      AttentionBlock one = b;
-      one.q = &q[static_cast<size_t>(r * stride)];
-      one.out = alone.data();
-      one.n_rows = 1;
-      one.first_position = first + r;
-      kernel_table(isa).attention_f16(one);
+      const std::vector<float> alone = row_alone(b, isa, r);
       EXPECT_EQ(std::memcmp(alone.data(), &out[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0);
     }
   }

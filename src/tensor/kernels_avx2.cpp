@@ -142,35 +142,7 @@ void halves_to_floats(const uint16_t* src, float* dst, int64_t n) {
 void exp_in_place(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
-constexpr int kAttentionTile = 64;
-constexpr bool kAttentionInlineF16 = false;  // always float tiles
-void tile_scores(const float* q, int64_t q_stride, int nq, const float* keys_t, int d, float* s) {
-  for (int j = 0; j < nq; ++j) {
-    float* sj = s + j * kAttentionTile;
-    for (int t = 0; t < kAttentionTile; ++t) sj[t] = 0.0f;
-    for (int i = 0; i < d; ++i) {
-      for (int t = 0; t < kAttentionTile; ++t) sj[t] += q[j * q_stride + i] * keys_t[i * kAttentionTile + t];
-    }
-  }
-}
-float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
-  float m = running_max;
-  for (int t = 0; t < visible; ++t) {
-    s[t] *= scale;
-    m = std::max(m, s[t]);
-  }
-  sum = 0.0f;
-  for (int t = 0; t < kAttentionTile; ++t) {
-    s[t] = t < visible ? std::exp(s[t] - m) : 0.0f;
-    sum += s[t];
-  }
-  return m;
-}
-void tile_accumulate(float* o, const float* p, const float* values_t, int n, int d) {
-  for (int t = 0; t < n; ++t) {
-    for (int i = 0; i < d; ++i) o[i] += p[t] * values_t[t * d + i];
-  }
-}
+#include "tensor/attention_tiles_plain.inc"
 #include "tensor/attention_kernel.inc"
 
 }  // namespace

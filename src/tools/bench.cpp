@@ -34,8 +34,6 @@
 
 namespace koto {
 
-BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, const std::vector<TokenId>& prompt);
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -275,8 +273,6 @@ BenchProfile make_profile(const profile::Snapshot& snap, double seconds, int tok
   return p;
 }
 
-}  // namespace
-
 // See BenchLookup. The tokenizer is not needed for ids, but generate() streams text.
 BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, const std::vector<TokenId>& prompt) {
   BenchLookup out;
@@ -314,6 +310,8 @@ BenchLookup run_lookup_bench(const Model& model, const BenchOptions& options, co
   out.quote_tokens_per_second = BenchStat::of(quote);
   return out;
 }
+
+}  // namespace
 
 BenchStamp bench_stamp() { return {utc_timestamp(), KOTO_VERSION, KOTO_GIT_COMMIT}; }
 
