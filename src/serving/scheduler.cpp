@@ -453,21 +453,25 @@ void Scheduler::choose_token(Slot& slot, std::span<const float> logits) {
 // whether the slot still generates.
 bool Scheduler::take_token(Slot& slot, TokenId id) {
   const Tokenizer& tokenizer = model_.tokenizer();
+  auto end = [&](StopReason reason) {
+    finish(slot, reason);
+    return false;
+  };
   ++slot.generated;
   if (slot.generated == 1) {
     slot.first_token = Clock::now();
     slot.stats.time_to_first_token_seconds = seconds_between(slot.submitted, slot.first_token);
   }
-  if (tokenizer.is_end_of_generation(id)) return finish(slot, StopReason::kEndOfGeneration), false;
+  if (tokenizer.is_end_of_generation(id)) return end(StopReason::kEndOfGeneration);
   slot.sampler->accept(id);
   if (slot.drafter) slot.drafter->push(id);
   emit(slot, slot.stream->push(id));
-  if (slot.stream->stopped()) return finish(slot, StopReason::kStopString), false;
+  if (slot.stream->stopped()) return end(StopReason::kStopString);
   if (slot.request.max_tokens >= 0 && slot.generated >= slot.request.max_tokens) {
-    return finish(slot, StopReason::kMaxTokens), false;  // the last token needs no evaluation
+    return end(StopReason::kMaxTokens);  // the last token needs no evaluation
   }
   if (slot.tokens.size() >= static_cast<size_t>(slot.session->n_ctx())) {
-    return finish(slot, StopReason::kContextFull), false;
+    return end(StopReason::kContextFull);
   }
   slot.pending_token = id;
   slot.generating = true;
