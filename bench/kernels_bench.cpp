@@ -5,6 +5,7 @@
 //                                (float types: matvec on t threads)
 //   MatmulQ8/<type>/<isa>/2t     prefill: 512 vectors at once, two threads
 //   MatmulQ8Decode/<type>/avx512/2t/<n>  2, 4 or 8 vectors: sequences decoding together
+// Q5_0R is Q5_0 repacked at load time (tensor/repack.h).
 // Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
 // decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
 //
@@ -26,6 +27,7 @@
 #include "tensor/kernel_table.h"
 #include "tensor/kernels.h"
 #include "tensor/quant_blocks.h"
+#include "tensor/repack.h"
 
 namespace koto::kernels {
 namespace {
@@ -42,6 +44,7 @@ std::vector<size_t> scale_offsets(TensorType type) {
     case TensorType::kQ4_1:
       return {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)};
     case TensorType::kQ5_0:
+    case TensorType::kQ5_0R:  // made as Q5_0, then repacked (make_weights)
       return {offsetof(BlockQ5_0, d)};
     case TensorType::kQ5_1:
       return {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)};
@@ -94,6 +97,12 @@ std::vector<uint8_t> make_weights(TensorType type) {
         put16(block + offset, fp32_to_fp16(0.001f + 0.0001f * static_cast<float>(rng() % 100)));
       }
     }
+  }
+  if (type == TensorType::kQ5_0R) {
+    const int64_t row_bytes = tensor_row_bytes(type, kInputs);
+    std::vector<uint8_t> packed(bytes.size());
+    for (int64_t r = 0; r < kOutputs; ++r) repack_q5_0_row(&bytes[r * row_bytes], &packed[r * row_bytes], kInputs);
+    return packed;
   }
   return bytes;
 }
@@ -180,6 +189,7 @@ void run_threaded(benchmark::State& state, Isa isa, TensorType type, int n_threa
 void register_benchmarks() {
   const TensorType types[] = {TensorType::kF32,  TensorType::kF16,    TensorType::kBF16,
                               TensorType::kQ4_0, TensorType::kQ4_1,   TensorType::kQ5_0,
+                              TensorType::kQ5_0R,
                               TensorType::kQ5_1, TensorType::kQ8_0,   TensorType::kQ2_K,
                               TensorType::kQ3_K, TensorType::kQ4_K,   TensorType::kQ5_K,
                               TensorType::kQ6_K, TensorType::kIQ4_NL, TensorType::kIQ4_XS};

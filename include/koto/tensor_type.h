@@ -18,6 +18,9 @@ enum class TensorType : uint32_t {
   kF16 = 1,
   kQ4_0 = 2,
   kQ4_1 = 3,
+  // koto's own: Q5_0 repacked for its kernels (tensor/repack.h), never read from a
+  // file; the id is one ggml no longer uses, and tensor_type_info(uint32_t) skips it.
+  kQ5_0R = 4,
   kQ5_0 = 6,
   kQ5_1 = 7,
   kQ8_0 = 8,
@@ -54,6 +57,7 @@ struct TensorTypeInfo {
   int64_t block_size;     // values per block
   int64_t block_bytes;    // bytes per block
   bool supported;         // koto can dequantize it and compute with it
+  bool internal;          // koto's own layout (kQ5_0R): never in a file, never parsed from a name
 };
 
 // The description of a type id, or nullopt when the id is not a ggml type at all.

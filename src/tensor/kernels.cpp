@@ -14,6 +14,7 @@
 #include "koto/i18n.h"
 #include "tensor/cpu_features.h"
 #include "tensor/kernel_table.h"
+#include "tensor/repack.h"
 
 namespace koto::kernels {
 namespace {
@@ -23,6 +24,7 @@ KernelTable build_table(Isa isa) {
   table.isa = isa;
   add_generic_kernels(table);
   add_q8_generic_kernels(table);
+  add_q5_0r_kernels(table);  // before the AVX-512 matmul_q8 entries that wrap it
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
     add_avx2_kernels(table);
     add_q8_avx2_kernels(table);

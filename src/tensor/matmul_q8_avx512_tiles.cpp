@@ -39,6 +39,7 @@
 #include "koto/tensor_type.h"
 #include "tensor/kernel_table.h"
 #include "tensor/quant_blocks.h"
+#include "tensor/repack.h"
 
 #define KOTO_KERNEL_INLINE [[gnu::always_inline]] inline
 
@@ -218,6 +219,12 @@ struct DecodeQ5_0 {
     min[0] = 0.0f;
     out[0] = codes(b);
   }
+};
+
+// Q5_0R (tensor/repack.h): whole groups are read straight from the repacked layout
+// (decode_q5_0r_group); the plain blocks after the last group decode as Q5_0.
+struct DecodeQ5_0R : DecodeQ5_0 {
+  static constexpr TensorType kType = TensorType::kQ5_0R;
 };
 
 struct DecodeQ5_1 {
@@ -522,6 +529,31 @@ KOTO_KERNEL_INLINE void decode_k_group(const typename D::Block* blocks, WeightGr
               to_lane_order(_mm512_loadu_ps(block_min)), dst);
 }
 
+// A whole Q5_0R group at p: the codes of all 16 blocks come in block order (lane j =
+// block j), registers k and k + 4 from the low and high nibbles of code run k; one lane
+// permute each puts them in lane_of order. The same codes, scales and bias as
+// decode_nibble_group gives for the Q5_0 blocks.
+KOTO_KERNEL_INLINE void decode_q5_0r_group(const uint8_t* p, WeightGroup& dst) {
+  const __m512i to_lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  const auto mask = [p](int k) {
+    uint64_t bits;
+    std::memcpy(&bits, p + kRepackMasksAt + 8 * k, sizeof(bits));
+    return _cvtu64_mask64(~bits);  // where the fifth bit is clear: code - 16
+  };
+  __m512i v[8];
+  unrolled<4>([&](auto c) {
+    const __m512i packed = _mm512_loadu_si512(p + kRepackCodesAt + 64 * c);
+    const __m512i low = _mm512_and_si512(packed, low4);
+    const __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
+    v[c] = _mm512_permutexvar_epi32(to_lanes, _mm512_mask_sub_epi8(low, mask(c), low, sixteen));
+    v[c + 4] = _mm512_permutexvar_epi32(to_lanes, _mm512_mask_sub_epi8(high, mask(c + 4), high, sixteen));
+  });
+  const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  store_group<DecodeQ5_0R>(v, _mm512_permutexvar_ps(to_lanes, scale), _mm512_setzero_ps(), dst);
+}
+
 // Group g of a row of n_blocks blocks of 32 into dst: the specialised decoders for
 // full groups where they exist, else block by block (zero past the end of the row).
 template <typename D>
@@ -530,7 +562,9 @@ void decode_group(const typename D::Block* blocks, int64_t g, int64_t n_blocks,
   const int64_t first = g * kGroupBlocks;
   const int valid = static_cast<int>(std::min<int64_t>(kGroupBlocks, n_blocks - first));
   if (valid == kGroupBlocks) {
-    if constexpr (D::kType == TensorType::kQ4_0 || D::kType == TensorType::kQ4_1 ||
+    if constexpr (D::kType == TensorType::kQ5_0R) {
+      return decode_q5_0r_group(reinterpret_cast<const uint8_t*>(blocks + first), dst);
+    } else if constexpr (D::kType == TensorType::kQ4_0 || D::kType == TensorType::kQ4_1 ||
                   D::kType == TensorType::kQ5_0 || D::kType == TensorType::kQ5_1 ||
                   D::kType == TensorType::kIQ4_NL) {
       return decode_nibble_group<D>(blocks + first, dst);
@@ -771,6 +805,7 @@ void install(KernelTable& table) {
 
 void add_q8_avx512_tile_kernels(KernelTable& table) {
   install<DecodeQ5_0>(table);
+  install<DecodeQ5_0R>(table);
   install<DecodeQ8_0>(table);
   install<DecodeQ4_K>(table);
   install<DecodeQ4_0>(table);

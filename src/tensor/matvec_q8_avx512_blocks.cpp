@@ -40,6 +40,7 @@
 #include "koto/tensor_type.h"
 #include "tensor/kernel_table.h"
 #include "tensor/quant_blocks.h"
+#include "tensor/repack.h"
 
 #define KOTO_KERNEL_INLINE [[gnu::always_inline]] inline
 
@@ -334,6 +335,59 @@ struct DecodeQ5_0 : SplitActivations {
   }
 };
 
+// Q5_0R (tensor/repack.h): Q5_0 repacked so that a 64-byte load holds dword c of the
+// codes of all 16 blocks, lane j = block j, with the fifth bits as ready byte masks.
+// The activations are laid out to match once per call (register k, lane j = values
+// 4k..4k+3 of block j); then a group is four loads, eight masked adds and eight
+// vpdpbusd that leave every block's sum whole in its lane: no gathers, inserts or
+// folds. Same integer sums and the same float steps per lane as DecodeQ5_0, so the
+// same bits.
+void prepare_q5_0r(const int8_t* q, int64_t n_groups, int8_t* out) {
+  for (int64_t g = 0; g < n_groups; ++g, q += kGroup * kQK, out += kGroup * kQK) {
+    for (int j = 0; j < kGroup; ++j) {
+      for (int k = 0; k < 8; ++k) std::memcpy(out + 64 * k + 4 * j, q + kQK * j + 4 * k, 4);
+    }
+  }
+}
+
+struct DecodeQ5_0R {
+  static constexpr int kBytes = sizeof(BlockQ5_0);
+  static constexpr float kOffset = -16.0f;
+  static constexpr int kPreparedBytes = kGroup * kQK;
+  static constexpr bool kHasMin = false;
+  static void prepare(const int8_t* q, int64_t n_groups, int8_t* out) { prepare_q5_0r(q, n_groups, out); }
+  template <int NV>
+  KOTO_KERNEL_INLINE static GroupSums<NV> group(const uint8_t* p, const int8_t* const* xs, int64_t offset) {
+    const __m512i low4 = _mm512_set1_epi8(15);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    // Two chains per vector (low and high nibbles) keep vpdpbusd's latency hidden.
+    __m512i low_sum[NV], high_sum[NV];
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+      low_sum[v] = _mm512_setzero_si512();
+      high_sum[v] = _mm512_setzero_si512();
+    });
+    unrolled<4>([&](auto c) __attribute__((always_inline)) {
+      const __m512i packed = load512(p + kRepackCodesAt + 64 * c);
+      __m512i low = _mm512_and_si512(packed, low4);
+      __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
+      low = _mm512_mask_add_epi8(low, _load_mask64(reinterpret_cast<__mmask64*>(const_cast<uint8_t*>(p) + kRepackMasksAt + 8 * c)), low, sixteen);
+      high = _mm512_mask_add_epi8(high, _load_mask64(reinterpret_cast<__mmask64*>(const_cast<uint8_t*>(p) + kRepackMasksAt + 8 * (c + 4))), high, sixteen);
+      unrolled<NV>([&](auto v) __attribute__((always_inline)) {
+        low_sum[v] = _mm512_dpbusd_epi32(low_sum[v], low, load512(xs[v] + offset + 64 * c));
+        high_sum[v] = _mm512_dpbusd_epi32(high_sum[v], high, load512(xs[v] + offset + 64 * (c + 4)));
+      });
+    });
+    GroupSums<NV> out;
+    unrolled<NV>([&](auto v) __attribute__((always_inline)) { out.isum[v] = _mm512_add_epi32(low_sum[v], high_sum[v]); });
+    out.scale = _mm512_cvtph_ps(load256(p));
+    out.min = _mm512_setzero_ps();
+    return out;
+  }
+  KOTO_KERNEL_INLINE static __m256i block(const uint8_t* b, float& scale, float& min) {
+    return DecodeQ5_0::block(b, scale, min);  // the plain blocks after the last group
+  }
+};
+
 // The types with a per-block minimum: weight = d * code + m.
 struct DecodeQ4_1 : SplitActivations {
   static constexpr int kBytes = sizeof(BlockQ4_1);
@@ -601,6 +655,7 @@ void add_q8_avx512_block_decode_kernels(KernelTable& table) {
   install<DecodeQ4_0, TensorType::kQ4_0>(table);
   install<DecodeQ4_1, TensorType::kQ4_1>(table);
   install<DecodeQ5_0, TensorType::kQ5_0>(table);
+  install<DecodeQ5_0R, TensorType::kQ5_0R>(table);
   install<DecodeQ5_1, TensorType::kQ5_1>(table);
   install<DecodeQ8_0, TensorType::kQ8_0>(table);
   install<DecodeIQ4_NL, TensorType::kIQ4_NL>(table);
