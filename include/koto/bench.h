@@ -131,6 +131,10 @@ struct BenchResult {
   int repetitions = 0;
   int32_t n_ctx = 0;           // context of the sessions
   double load_first_seconds = 0.0;  // the warm-up load (cold when the file is not cached)
+  // Q5_0 weights read as Q5_0R from the repack cache (koto/model.h RepackMode); the
+  // build time when the warm-up load built it (included in load_first_seconds).
+  bool repacked = false;
+  double repack_build_seconds = 0.0;
   BenchStat load_seconds;
   BenchStat pp_tokens_per_second;
   BenchStat ttft_seconds;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -43,8 +44,36 @@ struct ModelParams {
   int64_t n_params = 0;
 };
 
+// Whether Model::load repacks Q5_0 weights into Q5_0R, the layout koto's AVX-512
+// kernels read fastest (same bytes, another order; results bit for bit the same). The
+// repacked weights live in a cache file built once, with progress, and mapped like the
+// model, so they take no extra memory; the model's own Q5_0 pages are then never read.
+enum class RepackMode {
+  kAuto,  // when the CPU runs the AVX-512 kernels and the model has >= 64 MiB of Q5_0
+          // matrices; KOTO_REPACK=off or on overrides it
+  kOff,
+  kOn,    // whenever there is a Q5_0 matrix (tests)
+};
+
 struct LoadOptions {
   int n_threads = 0;  // 0: one per physical core
+  RepackMode repack = RepackMode::kAuto;
+  // Folder of the repacked weights' cache files; "": koto_data_dir() / "cache".
+  std::string cache_dir;
+  // Called while a cache file is built (bytes done, bytes in all), from the loading thread.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// What Model::load did about repacking.
+struct RepackReport {
+  std::string cache_path;     // the cache file mapped, "" when nothing was repacked
+  uint64_t bytes = 0;         // weight bytes read from it
+  int n_tensors = 0;
+  bool built = false;         // built by this load (else reused)
+  double build_seconds = 0;
+  // Why weights that could have been repacked were not (cannot write the cache, no
+  // space): a message for the user, in their language; "" otherwise.
+  std::string problem;
 };
 
 struct SessionOptions {
@@ -69,6 +98,10 @@ struct BatchEntry {
   bool hidden_states = false;
 };
 
+// The repacked weights' cache file Model::load uses for `file` with this cache_dir
+// (LoadOptions), whether or not it exists: removing a model removes it too.
+std::string repack_cache_path(const GgufFile& file, const std::string& cache_dir = "");
+
 class Model {
  public:
   // Throws koto::Error: kNotFound/kIo (file), kCorruptFile (damaged file: a missing
@@ -83,6 +116,7 @@ class Model {
   virtual const Tokenizer& tokenizer() const = 0;
   virtual const GgufFile& file() const = 0;
   virtual int n_threads() const = 0;
+  virtual const RepackReport& repack_report() const = 0;
 
   // Bytes a session of n_ctx positions needs besides the mapped weights (KV cache and
   // scratch buffers, with the default kv_type), so callers can refuse a context that

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/load_model.h"
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
 #include "cli/interrupt_guard.h"
@@ -101,7 +102,7 @@ int run_ask(const AskOptions& o) {
 
   LoadOptions load_options;
   load_options.n_threads = o.threads;
-  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
+  const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
   if (o.n_ctx > 0) require_memory(*model, o.n_ctx);

@@ -25,6 +25,7 @@
 #include <memory>
 #include <sstream>
 
+#include "cli/load_model.h"
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
@@ -225,7 +226,7 @@ int run_chat(const ChatOptions& o) {
   const std::optional<ChatFamily> forced_family = chat_format_option(o.chat_template);
   LoadOptions load_options;
   load_options.n_threads = o.threads;
-  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
+  const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = 1;
   scheduler_options.n_ctx = o.n_ctx;

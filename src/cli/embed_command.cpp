@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/load_model.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
 #include "cli/model_path.h"
@@ -40,7 +41,7 @@ int run_embed(const EmbedOptions& o, const CLI::App& command) {
   }
   LoadOptions load_options;
   load_options.n_threads = o.threads;
-  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
+  const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   Embedder embedder(*model);
   const std::vector<float> v = embedder.embed_text(text, o.query);
   if (o.json) {

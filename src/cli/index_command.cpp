@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/load_model.h"
 #include "cli/commands.h"
 #include "cli/model_path.h"
 #include "koto/doc_index.h"
@@ -73,7 +74,7 @@ int run_index(const IndexCommandOptions& options) {
   if (!options.embed_model.empty()) {
     LoadOptions load_options;
     load_options.n_threads = options.threads;
-    const std::unique_ptr<Model> model = Model::load(resolve_model_path(options.embed_model), load_options);
+    const std::unique_ptr<Model> model = load_model(resolve_model_path(options.embed_model), load_options);
     Embedder embedder(*model);
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     embedded = index.embed_passages(embedder, [&](int64_t done, int64_t total) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/load_model.h"
 #include "cli/commands.h"
 #include "cli/usage_error.h"
 #include "koto/error.h"
@@ -43,7 +44,7 @@ int run_logits(const LogitsOptions& options) {
   if (options.text.empty()) tokens = parse_tokens_option(options.tokens);
   LoadOptions load_options;
   load_options.n_threads = options.threads;
-  const std::unique_ptr<Model> model = Model::load(options.model, load_options);
+  const std::unique_ptr<Model> model = load_model(options.model, load_options);
   if (!options.text.empty()) {
     tokens = model->tokenizer().encode(options.text, model->tokenizer().add_bos_by_default(), false);
   }

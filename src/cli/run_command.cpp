@@ -23,6 +23,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/load_model.h"
 #include "cli/chat_format_option.h"
 #include "cli/cli_io.h"
 #include "cli/commands.h"
@@ -161,7 +162,7 @@ int run(const RunOptions& o, const CLI::App& command) {
   LoadOptions load_options;
   load_options.n_threads = o.threads;
   mark("load");
-  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
+  const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
   if (timeline) timeline->watch_mapping(model->file().bytes().data(), model->file().bytes().size());

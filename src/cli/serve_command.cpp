@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/load_model.h"
 #include "cli/chat_format_option.h"
 #include "cli/commands.h"
 #include "cli/kv_type.h"
@@ -190,7 +191,7 @@ int serve(const ServerOptions& o) {
   LoadOptions load_options;
   load_options.n_threads = o.threads;
   timeline.mark("load");
-  const std::unique_ptr<Model> model = Model::load(resolve_model_path(o.model), load_options);
+  const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   timeline.watch_mapping(model->file().bytes().data(), model->file().bytes().size());
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = o.parallel;

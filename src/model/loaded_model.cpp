@@ -17,8 +17,11 @@ constexpr int32_t kMaxContext = 1 << 24;
 }  // namespace
 
 LoadedModel::LoadedModel(GgufFile file, const Architecture& architecture, ModelParams params, Weights weights,
-                         std::unique_ptr<Tokenizer> tokenizer, int n_threads)
+                         std::unique_ptr<Tokenizer> tokenizer, int n_threads, std::unique_ptr<MappedFile> repacked,
+                         RepackReport repack_report)
     : file_(std::move(file)),
+      repacked_(std::move(repacked)),
+      repack_report_(std::move(repack_report)),
       architecture_(architecture),
       params_(std::move(params)),
       weights_(std::move(weights)),

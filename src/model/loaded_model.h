@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "base/thread_pool.h"
+#include "format/mapped_file.h"
 #include "koto/gguf.h"
 #include "koto/model.h"
 #include "model/architecture.h"
@@ -18,13 +19,15 @@ struct ForwardScratch;
 class LoadedModel final : public Model {
  public:
   LoadedModel(GgufFile file, const Architecture& architecture, ModelParams params, Weights weights,
-              std::unique_ptr<Tokenizer> tokenizer, int n_threads);
+              std::unique_ptr<Tokenizer> tokenizer, int n_threads, std::unique_ptr<MappedFile> repacked = nullptr,
+              RepackReport repack_report = {});
   ~LoadedModel() override;
 
   const ModelParams& params() const override { return params_; }
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
   const GgufFile& file() const override { return file_; }
   int n_threads() const override { return pool_.size(); }
+  const RepackReport& repack_report() const override { return repack_report_; }
   uint64_t session_bytes(int32_t n_ctx) const override;
   std::unique_ptr<Session> new_session(const SessionOptions& options) const override;
   void eval_batch(std::span<BatchEntry> entries) const override;
@@ -36,6 +39,8 @@ class LoadedModel final : public Model {
 
  private:
   GgufFile file_;  // owns the mapping the weights point into
+  std::unique_ptr<MappedFile> repacked_;  // the Q5_0R cache some weights point into, or null
+  RepackReport repack_report_;
   const Architecture& architecture_;
   ModelParams params_;
   Weights weights_;

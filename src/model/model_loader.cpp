@@ -12,6 +12,7 @@
 #include "koto/i18n.h"
 #include "koto/model.h"
 #include "model/loaded_model.h"
+#include "model/repack_cache.h"
 #include "tensor/kernels.h"
 
 namespace koto {
@@ -318,8 +319,11 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
                    "{0}: トークナイザには {1} 個のトークンがありますが、token_embd.weight は {2} 行しかありません", path,
                    tokenizer->vocab_size(), params.n_vocab));
   }
+  RepackReport report;
+  std::unique_ptr<MappedFile> repacked = model::repack_weights(file, weights, options, report);
   return std::make_unique<model::LoadedModel>(std::move(file), *arch, std::move(params), std::move(weights),
-                                              std::move(tokenizer), options.n_threads);
+                                              std::move(tokenizer), options.n_threads, std::move(repacked),
+                                              std::move(report));
 }
 
 }  // namespace koto

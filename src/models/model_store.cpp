@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "koto/data_dir.h"
+#include "koto/gguf.h"
+#include "koto/model.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 
@@ -382,6 +384,12 @@ bool ModelStore::remove(const std::string& name) {
   const std::optional<StoredModel> m = find(name);
   if (!m) return false;
   std::error_code ec;
+  // Its repacked weights (Model::load's cache), if it was ever loaded that way.
+  try {
+    fs::remove(repack_cache_path(GgufFile::open(m->path)), ec);
+  } catch (const Error&) {
+    // Not a readable GGUF file: it never had a cache.
+  }
   fs::remove(m->path, ec);
   std::vector<StoredModel> models = list();
   models.erase(std::remove_if(models.begin(), models.end(), [&](const StoredModel& s) { return s.name == m->name; }), models.end());

@@ -2,7 +2,10 @@
 // hub's redirect with X-Linked-Size / X-Linked-ETag, ranges (206) and a cut connection
 // resumed, a wrong checksum, a gated repo, an unknown one, a listing with several
 // quantizations. Nothing reaches the internet.
+#include "koto/gguf.h"
+#include "koto/model.h"
 #include "koto/model_store.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -151,7 +154,19 @@ TEST_F(PullTest, DownloadsVerifiesAndKeepsTheModelUnderItsHubName) {
   EXPECT_EQ(store.find("tiny-Q4_K_M")->name, r.model.name);
   EXPECT_EQ(store.find("tiny-GGUF/tiny-Q4_K_M.gguf")->name, r.model.name);
   EXPECT_TRUE(store.pull(hub_.endpoint() + "/test/tiny-GGUF/resolve/main/tiny-Q4_K_M.gguf", options()).already_present);
+  // Removing the model removes its repacked weights (Model::load's cache) too.
+  const char* old_home = std::getenv("KOTO_HOME");
+  const std::string saved_home = old_home ? old_home : "";
+  ::setenv("KOTO_HOME", (root_ / "home").c_str(), 1);
+  // (The hub's file is random bytes; a real model in its place has an identity.)
+  fs::copy_file(fixture_path("arch/llama-gqa-Q5_0.gguf"), r.model.path, fs::copy_options::overwrite_existing);
+  const fs::path cache = repack_cache_path(GgufFile::open(r.model.path));
+  EXPECT_EQ(cache.parent_path(), root_ / "home" / "cache");
+  fs::create_directories(cache.parent_path());
+  std::ofstream(cache) << "repacked";
   EXPECT_TRUE(store.remove("tiny-Q4_K_M.gguf"));
+  EXPECT_FALSE(fs::exists(cache));
+  old_home ? ::setenv("KOTO_HOME", saved_home.c_str(), 1) : ::unsetenv("KOTO_HOME");
   EXPECT_TRUE(store.list().empty());
   EXPECT_FALSE(fs::exists(r.model.path));
 }

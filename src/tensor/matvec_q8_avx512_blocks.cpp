@@ -370,8 +370,8 @@ struct DecodeQ5_0R {
       const __m512i packed = load512(p + kRepackCodesAt + 64 * c);
       __m512i low = _mm512_and_si512(packed, low4);
       __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
-      low = _mm512_mask_add_epi8(low, _load_mask64(reinterpret_cast<__mmask64*>(const_cast<uint8_t*>(p) + kRepackMasksAt + 8 * c)), low, sixteen);
-      high = _mm512_mask_add_epi8(high, _load_mask64(reinterpret_cast<__mmask64*>(const_cast<uint8_t*>(p) + kRepackMasksAt + 8 * (c + 4))), high, sixteen);
+      low = _mm512_mask_add_epi8(low, _cvtu64_mask64(load_u64(p + kRepackMasksAt + 8 * c)), low, sixteen);
+      high = _mm512_mask_add_epi8(high, _cvtu64_mask64(load_u64(p + kRepackMasksAt + 8 * (c + 4))), high, sixteen);
       unrolled<NV>([&](auto v) __attribute__((always_inline)) {
         low_sum[v] = _mm512_dpbusd_epi32(low_sum[v], low, load512(xs[v] + offset + 64 * c));
         high_sum[v] = _mm512_dpbusd_epi32(high_sum[v], high, load512(xs[v] + offset + 64 * (c + 4)));

@@ -1,0 +1,32 @@
+// Model::load as the commands do it: a progress line while the repacked weights' cache
+// is built (the first load of a Q5_0 model on an AVX-512 CPU), and a note when it
+// could not be (the model then runs from its own weights, more slowly).
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli/progress_line.h"
+#include "koto/i18n.h"
+#include "koto/model.h"
+
+namespace koto::cli {
+
+inline std::unique_ptr<Model> load_model(const std::string& path, LoadOptions options) {
+  std::optional<ProgressLine> progress;
+  options.progress = [&progress](uint64_t done, uint64_t total) {
+    if (!progress) {
+      progress.emplace("Repacking the Q5_0 weights for this CPU (first load only)",
+                       "Q5_0 の重みをこの CPU 向けに並べ替えています (初回のみ)");
+    }
+    progress->update(done, total);
+  };
+  std::unique_ptr<Model> model = Model::load(path, options);
+  const RepackReport& report = model->repack_report();
+  if (!report.problem.empty()) std::fprintf(stderr, "%s\n", tr("note: {0}", "注意: {0}", report.problem).c_str());
+  return model;
+}
+
+}  // namespace koto::cli
