@@ -462,6 +462,10 @@ BenchResult run_bench(const BenchOptions& options) {
     result.int8_peak_gops_per_second = kernels::int8_peak_ops_per_second(model->n_threads()) / 1e9;
   }
 
+  // Before the bandwidth buffer exists and before a second mapping of the repacked
+  // weights (measure_mapped_bandwidth), so neither counts.
+  result.peak_rss_bytes = peak_rss_bytes();
+
   // The pages tg streams, read in the same run: the bound tg is measured against.
   if (options.bandwidth_bytes > 0) {
     note(std::string(pick("model file read bandwidth", "モデルファイルの読み出し帯域")));
@@ -472,8 +476,6 @@ BenchResult run_bench(const BenchOptions& options) {
     }
   }
 
-  // Before the bandwidth buffer exists, so it does not count.
-  result.peak_rss_bytes = peak_rss_bytes();
   const int threads = result.threads;
   model.reset();
 
