@@ -68,6 +68,10 @@ struct alignas(64) WeightGroup {
   __m512 scale;
   __m512i bias;  // -128 * sum of the block's codes (types without a min)
   __m512 min;    // types with a min
+  // Types with a scale per 16 values (Q6_K, kTwoScales): scale and bias above cover
+  // values 0-15 of each block (registers 0-3), these values 16-31 (registers 4-7).
+  __m512 scale_hi;
+  __m512i bias_hi;
 };
 
 // One vector's group of 16 blocks (x ~= d * q per block).
@@ -369,6 +373,55 @@ struct DecodeQ5_K {
   }
 };
 
+// Q6_K: 256 values in two halves of 128; in half n, value l (0-31) of each of its four
+// blocks of 32 takes the low (blocks 0, 1) or high (blocks 2, 3) nibble of ql[64 n + l]
+// or ql[64 n + 32 + l] and two bits of qh[32 n + l] as its top bits; code - 32 is the
+// value. Each block of 32 has two int8 scales (values 0-15 and 16-31), so the tiles
+// carry a second scale and bias per block (kTwoScales): decode() fills `min` with the
+// second halves' scales.
+struct DecodeQ6_K {
+  using Block = BlockQ6_K;
+  static constexpr TensorType kType = TensorType::kQ6_K;
+  static constexpr int kSubBlocks = 8;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kTwoScales = true;
+  static constexpr bool kLayout256 = true;
+  static constexpr int64_t kMinVectors = 5;
+  KOTO_KERNEL_INLINE static void decode(const Block& b, __m256i* codes, float* scale, float* second) {
+    const __m256i low4 = _mm256_set1_epi8(15);
+    const __m256i two = _mm256_set1_epi8(3);
+    const __m256i offset = _mm256_set1_epi8(32);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+      const auto top = [&](int shift) {  // bits shift, shift + 1 of qh as bits 4, 5
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, shift), two), 4);
+      };
+      codes[4 * n + 0] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, low4), top(0)), offset);
+      codes[4 * n + 1] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, low4), top(2)), offset);
+      codes[4 * n + 2] =
+          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), top(4)), offset);
+      codes[4 * n + 3] =
+          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), top(6)), offset);
+    }
+    const float d = load_f16(b.d);
+    for (int j = 0; j < 8; ++j) {
+      scale[j] = d * static_cast<float>(b.scales[2 * j]);
+      second[j] = d * static_cast<float>(b.scales[2 * j + 1]);
+    }
+  }
+};
+
+template <typename D>
+constexpr bool two_scales() {
+  if constexpr (requires { D::kTwoScales; }) {
+    return D::kTwoScales;
+  } else {
+    return false;
+  }
+}
+
 // ---- relayout ----
 
 // Per-block values in block order into lane order (lane_of).
@@ -389,17 +442,33 @@ constexpr std::array<int, kGroupBlocks> kNibbleSlotBlock = [] {
 
 // Transposed codes (register k = dword k of every block) into dst, with their bias
 // for the types without a min.
+// For kTwoScales types `min` is the second halves' scale, and each half gets its bias.
 template <typename D>
 KOTO_KERNEL_INLINE void store_group(const __m512i v[8], __m512 scale, __m512 min, WeightGroup& dst) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
+  __m512i sum_hi = _mm512_setzero_si512();
   unrolled<8>([&](auto k) {
     _mm512_store_si512(&dst.codes[k], v[k]);
-    if constexpr (!D::kHasMin) sum = _mm512_dpbusd_epi32(sum, ones, v[k]);
+    if constexpr (two_scales<D>()) {
+      if constexpr (k < 4) {
+        sum = _mm512_dpbusd_epi32(sum, ones, v[k]);
+      } else {
+        sum_hi = _mm512_dpbusd_epi32(sum_hi, ones, v[k]);
+      }
+    } else if constexpr (!D::kHasMin) {
+      sum = _mm512_dpbusd_epi32(sum, ones, v[k]);
+    }
   });
   dst.bias = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7));
   dst.scale = scale;
-  dst.min = min;
+  if constexpr (two_scales<D>()) {
+    dst.scale_hi = min;
+    dst.bias_hi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum_hi, 7));
+    dst.min = _mm512_setzero_ps();
+  } else {
+    dst.min = min;
+  }
 }
 
 // 16 blocks of codes in value order into dst; scale and min in lane order.
@@ -671,7 +740,7 @@ struct Slice {
 // R rows (n_groups groups apart in w) against C vectors (n_groups apart in x) over the
 // groups of `slice`: the sums carry over in `carry`; out[r][c] = dot(row r, vector c)
 // after the last slice.
-template <int R, int C, bool kHasMin>
+template <int R, int C, bool kHasMin, bool kTwoScales>
 void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, const Slice& slice,
               Accumulators& carry, float out[R][C]) {
   __m512 acc[R][C];
@@ -681,11 +750,17 @@ void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, cons
     });
   });
   for (int64_t g = slice.g_begin; g < slice.g_end; ++g) {
+    // Two-scale types: dot over registers 0-3, dot_hi over 4-7, each with its bias.
     __m512i dot[R][C];
+    __m512i dot_hi[R][C];
     unrolled<R>([&](auto r) {
       const __m512i bias =
           kHasMin ? _mm512_setzero_si512() : _mm512_load_si512(&w[r * n_groups + g].bias);
       unrolled<C>([&](auto c) { dot[r][c] = bias; });
+      if constexpr (kTwoScales) {
+        const __m512i bias_hi = _mm512_load_si512(&w[r * n_groups + g].bias_hi);
+        unrolled<C>([&](auto c) { dot_hi[r][c] = bias_hi; });
+      }
     });
     unrolled<8>([&](auto k) {
       __m512i xk[C];
@@ -694,8 +769,12 @@ void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, cons
         const __m512i wk = _mm512_load_si512(&w[r * n_groups + g].codes[k]);
         unrolled<C>([&](auto c) {
           // vpdpbusd multiplies unsigned by signed bytes: see WeightGroup.
-          dot[r][c] = kHasMin ? _mm512_dpbusd_epi32(dot[r][c], wk, xk[c])
-                              : _mm512_dpbusd_epi32(dot[r][c], xk[c], wk);
+          if constexpr (kTwoScales && k >= 4) {
+            dot_hi[r][c] = _mm512_dpbusd_epi32(dot_hi[r][c], xk[c], wk);
+          } else {
+            dot[r][c] = kHasMin ? _mm512_dpbusd_epi32(dot[r][c], wk, xk[c])
+                                : _mm512_dpbusd_epi32(dot[r][c], xk[c], wk);
+          }
         });
       });
     });
@@ -706,6 +785,9 @@ void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, cons
         const __m512 scale = _mm512_mul_ps(wg.scale, xg.d);
         acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), scale, acc[r][c]);
         if constexpr (kHasMin) acc[r][c] = _mm512_fmadd_ps(wg.min, xg.dsum, acc[r][c]);
+        if constexpr (kTwoScales) {
+          acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi[r][c]), _mm512_mul_ps(wg.scale_hi, xg.d), acc[r][c]);
+        }
       });
     });
   }
@@ -721,14 +803,14 @@ void dot_tile(const WeightGroup* w, const VectorGroup* x, int64_t n_groups, cons
 }
 
 // dot_tile for the last c <= C vectors of the batch; out[r][i] for i < c.
-template <int R, int C, bool kHasMin>
+template <int R, int C, bool kHasMin, bool kTwoScales>
 void dot_tile_any(int c, const WeightGroup* w, const VectorGroup* x, int64_t n_groups,
                   const Slice& slice, Accumulators& carry, float out[R][kVectorsPerKernel]) {
   if constexpr (C > 1) {
-    if (c < C) return dot_tile_any<R, C - 1, kHasMin>(c, w, x, n_groups, slice, carry, out);
+    if (c < C) return dot_tile_any<R, C - 1, kHasMin, kTwoScales>(c, w, x, n_groups, slice, carry, out);
   }
   float part[R][C];
-  dot_tile<R, C, kHasMin>(w, x, n_groups, slice, carry, part);
+  dot_tile<R, C, kHasMin, kTwoScales>(w, x, n_groups, slice, carry, part);
   if (slice.last) {
     for (int r = 0; r < R; ++r) std::copy(part[r], part[r] + C, out[r]);
   }
@@ -779,7 +861,7 @@ void matmul_q8_tiles(const void* w, int64_t row_bytes, const Q8Vectors& x, int64
                           g0 + slice_groups >= n_groups};
         for (int64_t r = 0; r < n_padded; r += R) {
           float out[R][C];
-          dot_tile_any<R, C, D::kHasMin>(c_here, tile + r * n_groups, vectors + v * n_groups,
+          dot_tile_any<R, C, D::kHasMin, two_scales<D>()>(c_here, tile + r * n_groups, vectors + v * n_groups,
                                          n_groups, slice, carry[r / R], out);
           if (!slice.last) continue;
           const int rows_here = static_cast<int>(std::min<int64_t>(R, n_tile - r));
@@ -810,6 +892,7 @@ void add_q8_avx512_tile_kernels(KernelTable& table) {
   install<DecodeQ4_K>(table);
   install<DecodeQ4_0>(table);
   install<DecodeQ5_K>(table);
+  install<DecodeQ6_K>(table);
   install<DecodeQ4_1>(table);
   install<DecodeQ5_1>(table);
   install<DecodeIQ4_NL>(table);

@@ -32,7 +32,7 @@ TEST_P(MatmulQ8TilesTest, ManyRowsAndVectorsMatchScalar) {
   const TensorType type = GetParam();
   const Q8Layout layout = q8_layout(type);
   const bool super_blocks =
-      type == TensorType::kQ4_K || type == TensorType::kQ5_K || type == TensorType::kIQ4_XS;
+      type == TensorType::kQ4_K || type == TensorType::kQ5_K || type == TensorType::kQ6_K || type == TensorType::kIQ4_XS;
   // 161 or 168 blocks of 32: eleven groups of 16, the last one partly padding, in two
   // slices; 48 decoded rows per tile, so 151 rows make four tiles, the last of 7 rows.
   const int64_t n = super_blocks ? 5376 : 5152;
@@ -94,7 +94,7 @@ INSTANTIATE_TEST_SUITE_P(Types, MatmulQ8TilesTest,
                          testing::Values(TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ5_0,
                                          TensorType::kQ5_1, TensorType::kQ8_0, TensorType::kIQ4_NL,
                                          TensorType::kIQ4_XS, TensorType::kQ4_K,
-                                         TensorType::kQ5_K),
+                                         TensorType::kQ5_K, TensorType::kQ6_K),
                          [](const testing::TestParamInfo<TensorType>& info) {
                            return std::string(tensor_type_name(info.param));
                          });
