@@ -35,6 +35,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "koto/tensor_type.h"
@@ -597,7 +598,7 @@ void rows_chunk(const uint8_t* rows, int64_t row_bytes, const Q8Vectors& x, int6
                 float* y, int64_t y_stride, int64_t n_rows) {
   // One vector: two rows per pass share the activation loads and give independent
   // chains (3 and 4 measured no faster). Several vectors: one row, its codes decoded once.
-  constexpr int kRows = NV == 1 ? 2 : 1;
+  constexpr int kRows = NV == 1 ? (std::is_same_v<T, DecodeQ5_0R> ? 4 : 2) : 1;
   int64_t r = 0;
   for (; r + kRows <= n_rows; r += kRows) {
     rows_pass<T, kRows, NV>(rows + r * row_bytes, row_bytes, x, v0, xs, y + r, y_stride);
