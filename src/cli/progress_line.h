@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "koto/i18n.h"
 
 namespace koto::cli {
@@ -31,10 +33,11 @@ class ProgressLine {
     last_ = now;
     last_decile_ = percent / 10;
     const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double mb_per_s = seconds > 0 ? static_cast<double>(done) / 1e6 / seconds : 0.0;
-    std::fprintf(stderr, "%s%s %3d%%  %.1f / %.1f MB  %.0f MB/s%s", tty_ ? "\r" : "", std::string(label_).c_str(),
-                 percent, static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6, mb_per_s,
-                 tty_ ? "   " : "\n");
+    // No rate until a tenth of a second has passed: the first chunks would show absurd ones.
+    const std::string rate =
+        seconds >= 0.1 ? fmt::format("  {:.0f} MB/s", static_cast<double>(done) / 1e6 / seconds) : std::string();
+    std::fprintf(stderr, "%s%s %3d%%  %.1f / %.1f MB%s%s", tty_ ? "\r" : "", std::string(label_).c_str(), percent,
+                 static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6, rate.c_str(), tty_ ? "   " : "\n");
     if (tty_ && done >= total) std::fputc('\n', stderr);
     std::fflush(stderr);
   }
