@@ -250,12 +250,15 @@ std::unique_ptr<MappedFile> repack_weights(const GgufFile& file, Weights& weight
   if (mode == RepackMode::kOff) return nullptr;
   std::vector<Matrix*> matrices = q5_0_matrices(weights);
   if (matrices.empty()) return nullptr;
+  if (mode == RepackMode::kAuto) {
+    // Only where the AVX-512 kernels read Q5_0R directly, and only when the weights are
+    // too large to stay in the caches anyway.
+    uint64_t bytes = 0;
+    for (const Matrix* m : matrices) bytes += static_cast<uint64_t>(m->row_bytes * m->n_out);
+    if (kernels::active_kernel_table().isa != kernels::Isa::kAvx512 || bytes < kAutoMinBytes) return nullptr;
+  }
   const std::string identity = gguf_identity(file);
   const Plan plan = make_plan(file, identity, matrices);
-  if (mode == RepackMode::kAuto &&
-      (kernels::active_kernel_table().isa != kernels::Isa::kAvx512 || plan.data_bytes < kAutoMinBytes)) {
-    return nullptr;
-  }
   const std::filesystem::path path = cache_path_for(identity, options.cache_dir);
 
   std::unique_ptr<MappedFile> map = open_valid(path, plan);
