@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "koto/gguf.h"
 #include "test_support.h"
@@ -69,6 +73,40 @@ TEST(Bench, MeasuresStories260KWithSaneValues) {
   EXPECT_NE(bench_markdown(r).find("| stories260K.gguf |"), std::string::npos);
   EXPECT_NE(bench_table(r).find("pp16"), std::string::npos);
   EXPECT_NE(bench_result_file_name(r).find("stories260K_t1.json"), std::string::npos);
+}
+
+// A Q5_0 model read repacked (KOTO_REPACK=on, the cache in a temporary KOTO_HOME):
+// the result says so, the first load built the cache, and the mapped-read bandwidth
+// is measured on the cache's pages.
+TEST(Bench, SaysWhenWeightsAreRepacked) {
+  const std::filesystem::path home = std::filesystem::path(::testing::TempDir()) / "koto_bench_repack_home";
+  std::filesystem::remove_all(home);
+  const auto saved = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  const std::optional<std::string> old_home = saved("KOTO_HOME"), old_repack = saved("KOTO_REPACK");
+  ::setenv("KOTO_HOME", home.c_str(), 1);
+  ::setenv("KOTO_REPACK", "on", 1);
+  BenchOptions options;
+  options.model_path = fixture_path("arch/llama-gqa-Q5_0.gguf");
+  options.n_prompt = 8;
+  options.n_gen = 4;
+  options.repetitions = 1;
+  options.threads = 1;
+  options.bandwidth_bytes = 16 << 20;
+  const BenchResult r = run_bench(options);
+  old_home ? ::setenv("KOTO_HOME", old_home->c_str(), 1) : ::unsetenv("KOTO_HOME");
+  old_repack ? ::setenv("KOTO_REPACK", old_repack->c_str(), 1) : ::unsetenv("KOTO_REPACK");
+
+  EXPECT_TRUE(r.repacked);
+  EXPECT_GT(r.repack_build_seconds, 0.0);
+  EXPECT_GT(r.mapped_bandwidth_gb_per_second, 0.0);
+  EXPECT_TRUE(std::filesystem::exists(home / "cache"));
+  const nlohmann::json j = nlohmann::json::parse(bench_json(r));
+  EXPECT_EQ(j["repacked"], true);
+  EXPECT_NE(bench_table(r).find("Q5_0R"), std::string::npos);
+  std::filesystem::remove_all(home);
 }
 
 TEST(Bench, ProfileRowsAddUpToEachPhase) {
