@@ -2,6 +2,7 @@
 // facts come from the library (koto/gguf_summary.h); this file only prints them.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"
@@ -11,6 +12,7 @@
 #include "koto/gguf.h"
 #include "koto/gguf_summary.h"
 #include "koto/i18n.h"
+#include "koto/model.h"
 #include "koto/text.h"
 
 namespace koto::cli {
@@ -134,6 +136,16 @@ CommandRunner define_info(CLI::App& command) {
       fmt::print("{}\n", gguf_summary_json(summary));
     } else {
       print_text(summary);
+      // The disk a Q5_0 model's repacked weights take (Model::load's cache), when there are any.
+      std::error_code ec;
+      const std::string cache = repack_cache_path(file);
+      const uintmax_t cache_bytes = std::filesystem::file_size(cache, ec);
+      if (!ec) {
+        row("repacked weights", "並べ替えた重み",
+            tr("{0} ({1}; made at the first load for these kernels, removed with koto rm)",
+               "{0} ({1}。初回の読み込みでこのカーネル向けに作成、koto rm で削除)", cache,
+               format_byte_size(static_cast<uint64_t>(cache_bytes))));
+      }
     }
     return kExitOk;
   };

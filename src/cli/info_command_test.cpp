@@ -2,6 +2,7 @@
 // `koto info` prints and its exit code.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <string>
 
 #include "cli_runner.h"
@@ -38,6 +39,25 @@ TEST(GgufInfoCli, PrintsJapaneseLabelsAndJson) {
   EXPECT_EQ(j["memory"]["n_ctx"], 256);
   EXPECT_EQ(j["memory"]["kv_cache"], 5 * 256 * 4 * 16 * 2);
   EXPECT_EQ(j["vocabulary"]["eos_token_id"], 2);
+}
+
+// After a repacked load (KOTO_REPACK=on, cache in a temporary KOTO_HOME), info names the
+// cache file and its size; before, it says nothing about it.
+TEST(GgufInfoCli, NamesTheRepackedWeightsCache) {
+  const std::string home = ::testing::TempDir() + "koto_info_repack_home";
+  std::filesystem::remove_all(home);
+  const std::string model = fixture_path("arch/llama-gqa-Q5_0.gguf");
+  const std::string env = "KOTO_HOME='" + home + "' ";
+  const RunResult before = run_koto("en", "info '" + model + "'", env);
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  EXPECT_EQ(before.output.find("repacked weights"), std::string::npos) << before.output;
+  const RunResult run = run_koto("en", "run -m '" + model + "' -n 2 --raw こんにちは", env + "KOTO_REPACK=on ");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const RunResult after = run_koto("ja_JP.UTF-8", "info '" + model + "'", env);
+  ASSERT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_NE(after.output.find("並べ替えた重み"), std::string::npos) << after.output;
+  EXPECT_NE(after.output.find(home + "/cache/"), std::string::npos) << after.output;
+  std::filesystem::remove_all(home);
 }
 
 TEST(GgufInfoCli, MissingFileExitsWithOneAndSaysSo) {

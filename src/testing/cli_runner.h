@@ -24,9 +24,12 @@ inline CliResult cli_result_of(int status) {
 }
 
 // `koto ARGUMENTS` through the shell (quote paths yourself; redirections such as
-// "< /dev/null" work) with KOTO_LANG=language.
-inline CliResult run_koto(const std::string& language, const std::string& arguments) {
-  const std::string command = "env KOTO_LANG=" + language + " '" KOTO_CLI_PATH "' " + arguments + " 2>&1";
+// "< /dev/null" work) with KOTO_LANG=language and the assignments in `environment`
+// ("NAME=value ...", quoted for the shell).
+inline CliResult run_koto(const std::string& language, const std::string& arguments,
+                          const std::string& environment = "") {
+  const std::string command =
+      "env KOTO_LANG=" + language + " " + environment + " '" KOTO_CLI_PATH "' " + arguments + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return {};
   std::string output;
