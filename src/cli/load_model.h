@@ -25,7 +25,13 @@ inline std::unique_ptr<Model> load_model(const std::string& path, LoadOptions op
   };
   std::unique_ptr<Model> model = Model::load(path, options);
   const RepackReport& report = model->repack_report();
-  if (!report.problem.empty()) std::fprintf(stderr, "%s\n", tr("note: {0}", "注意: {0}", report.problem).c_str());
+  if (!report.problem.empty()) {
+    std::fprintf(stderr, "%s\n",
+                 tr("note: {0}; the model runs from its own weights, more slowly (KOTO_REPACK=off skips repacking)",
+                    "注意: {0}。モデルの重みをそのまま使うので遅くなります (KOTO_REPACK=off で並べ替えをしません)",
+                    report.problem)
+                     .c_str());
+  }
   return model;
 }
 
