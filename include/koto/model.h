@@ -67,6 +67,8 @@ struct LoadOptions {
 // What Model::load did about repacking.
 struct RepackReport {
   std::string cache_path;     // the cache file mapped, "" when nothing was repacked
+  const uint8_t* mapped = nullptr;  // its mapping, valid while the model lives
+  uint64_t mapped_bytes = 0;
   uint64_t bytes = 0;         // weight bytes read from it
   int n_tensors = 0;
   bool built = false;         // built by this load (else reused)

@@ -235,7 +235,7 @@ int run_chat(const ChatOptions& o) {
   require_memory(*model, n_ctx);
   Scheduler scheduler(*model, scheduler_options);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (timeline) timeline->watch_mapping(model->file().bytes().data(), model->file().bytes().size());
+  if (timeline) timeline->watch_mapping(weight_pages(*model).first, weight_pages(*model).second);
   mark("idle");
   ChatTemplate chat_template = forced_family ? ChatTemplate(*forced_family) : ChatTemplate::for_model(model->file(), model->tokenizer());
   if (!chat_template.note().empty()) std::cerr << "koto: " << chat_template.note() << '\n';

@@ -7,8 +7,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "cli/progress_line.h"
+#include "koto/gguf.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
 
@@ -33,6 +35,15 @@ inline std::unique_ptr<Model> load_model(const std::string& path, LoadOptions op
                      .c_str());
   }
   return model;
+}
+
+// The pages a model's answers stream, for the timeline's residency curve: the repacked
+// weights' cache when there is one (the model file's Q5_0 pages are then never read),
+// else the model file.
+inline std::pair<const void*, size_t> weight_pages(const Model& model) {
+  const RepackReport& repack = model.repack_report();
+  if (repack.mapped != nullptr) return {repack.mapped, static_cast<size_t>(repack.mapped_bytes)};
+  return {model.file().bytes().data(), model.file().bytes().size()};
 }
 
 }  // namespace koto::cli

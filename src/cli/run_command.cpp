@@ -165,7 +165,7 @@ int run(const RunOptions& o, const CLI::App& command) {
   const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
-  if (timeline) timeline->watch_mapping(model->file().bytes().data(), model->file().bytes().size());
+  if (timeline) timeline->watch_mapping(weight_pages(*model).first, weight_pages(*model).second);
 
   // An explicit context is checked before anything is allocated. The default one
   // (n_ctx 0: the model decides, at most 4096) is checked once the session says its size.

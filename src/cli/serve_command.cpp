@@ -192,7 +192,7 @@ int serve(const ServerOptions& o) {
   load_options.n_threads = o.threads;
   timeline.mark("load");
   const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
-  timeline.watch_mapping(model->file().bytes().data(), model->file().bytes().size());
+  timeline.watch_mapping(weight_pages(*model).first, weight_pages(*model).second);
   SchedulerOptions scheduler_options;
   scheduler_options.n_slots = o.parallel;
   scheduler_options.n_ctx = o.n_ctx;

@@ -288,6 +288,8 @@ std::unique_ptr<MappedFile> repack_weights(const GgufFile& file, Weights& weight
   for (Matrix* m : matrices) repoint(*m);
   repoint(weights.token_embd);
   report.cache_path = path.string();
+  report.mapped = map->data();
+  report.mapped_bytes = map->size();
   report.bytes = plan.data_bytes;
   report.n_tensors = static_cast<int>(plan.entries.size());
   return map;

@@ -83,6 +83,8 @@ TEST_F(RepackCacheTest, RepackedModelGivesTheSameLogitsBitForBit) {
   // 2 layers x 7 matrices and output.weight; token_embd (not tied) is only looked up.
   EXPECT_EQ(report.n_tensors, 15);
   EXPECT_GT(report.bytes, 0u);
+  ASSERT_NE(report.mapped, nullptr);
+  EXPECT_EQ(report.mapped_bytes, fs::file_size(cache_file()));
   EXPECT_EQ(logits(*packed), logits(*plain));
 }
 

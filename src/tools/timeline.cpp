@@ -306,7 +306,7 @@ std::string timeline_svg(const TimelineRecorder& recorder, const TimelineHeadlin
       {"#1a73e8", tr("koto's CPU (% of all {0} cores)", "koto の CPU (全 {0} コアに対する %)", recorder.cpu_count())},
       {"#9aa0a6", std::string(pick("whole machine's CPU", "マシン全体の CPU"))},
       {"#188038", std::string(pick("koto's resident memory", "koto の使用メモリ (常駐)"))},
-      {"#f9ab00", std::string(pick("model file in memory", "メモリ上のモデルファイル"))}};
+      {"#f9ab00", std::string(pick("model weights in memory", "メモリ上のモデルの重み"))}};
   double lx = kLeft;
   for (const Legend& l : legend) {
     svg << fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"14\" height=\"4\" fill=\"{}\"/><text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", lx,
