@@ -6,22 +6,10 @@
 #include <optional>
 #include <string>
 
+#include "test_support.h"
+
 namespace koto {
 namespace {
-
-// Sets an environment variable for its lifetime (nullptr: unset), then puts it back.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value != nullptr ? ::setenv(name, value, 1) : ::unsetenv(name);
-  }
-  ~ScopedEnv() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 TEST(DataDir, KotoHomeThenXdgThenHome) {
   ScopedEnv home("HOME", "/home/利用者");

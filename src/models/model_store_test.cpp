@@ -155,9 +155,7 @@ TEST_F(PullTest, DownloadsVerifiesAndKeepsTheModelUnderItsHubName) {
   EXPECT_EQ(store.find("tiny-GGUF/tiny-Q4_K_M.gguf")->name, r.model.name);
   EXPECT_TRUE(store.pull(hub_.endpoint() + "/test/tiny-GGUF/resolve/main/tiny-Q4_K_M.gguf", options()).already_present);
   // Removing the model removes its repacked weights (Model::load's cache) too.
-  const char* old_home = std::getenv("KOTO_HOME");
-  const std::string saved_home = old_home ? old_home : "";
-  ::setenv("KOTO_HOME", (root_ / "home").c_str(), 1);
+  const ScopedEnv koto_home("KOTO_HOME", (root_ / "home").c_str());
   // (The hub's file is random bytes; a real model in its place has an identity.)
   fs::copy_file(fixture_path("arch/llama-gqa-Q5_0.gguf"), r.model.path, fs::copy_options::overwrite_existing);
   const fs::path cache = repack_cache_path(GgufFile::open(r.model.path));
@@ -166,7 +164,6 @@ TEST_F(PullTest, DownloadsVerifiesAndKeepsTheModelUnderItsHubName) {
   std::ofstream(cache) << "repacked";
   EXPECT_TRUE(store.remove("tiny-Q4_K_M.gguf"));
   EXPECT_FALSE(fs::exists(cache));
-  old_home ? ::setenv("KOTO_HOME", saved_home.c_str(), 1) : ::unsetenv("KOTO_HOME");
   EXPECT_TRUE(store.list().empty());
   EXPECT_FALSE(fs::exists(r.model.path));
 }

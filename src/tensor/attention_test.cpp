@@ -11,6 +11,7 @@
 
 #include "tensor/float16.h"
 #include "tensor/kernel_table.h"
+#include "tensor/kernels.h"
 
 namespace koto::kernels {
 namespace {
@@ -54,14 +55,6 @@ std::vector<double> reference(const Cache& c, const float* q, int32_t position, 
   return out;
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> all;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
-    if (isa_supported(isa)) all.push_back(isa);
-  }
-  return all;
-}
-
 AttentionBlock block_of(const Cache& c, const float* q, float* out, int64_t stride, int32_t rows, int32_t heads,
                         int32_t first_position) {
   AttentionBlock b{};
@@ -103,7 +96,7 @@ TEST(AttentionF16, MatchesDoublePrecisionSoftmax) {
         std::normal_distribution<float> normal(0.0f, 1.0f);
         std::vector<float> q(static_cast<size_t>(rows * stride));
         for (float& v : q) v = normal(rng);
-        for (Isa isa : isas()) {
+        for (Isa isa : supported_isas()) {
           std::vector<float> out(q.size(), NAN);
           kernel_table(isa).attention_f16(block_of(c, q.data(), out.data(), stride, rows, heads, first));
           for (int32_t r = 0; r < rows; ++r) {
@@ -131,7 +124,7 @@ TEST(AttentionF16, ARowAloneIsBitIdenticalToTheRowInABlock) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> q(static_cast<size_t>(rows * stride));
   for (float& v : q) v = normal(rng);
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     std::vector<float> together(q.size());
     const AttentionBlock block = block_of(c, q.data(), together.data(), stride, rows, heads, first);
     kernel_table(isa).attention_f16(block);
@@ -161,7 +154,7 @@ TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> q(static_cast<size_t>(rows * stride));
   for (float& v : q) v = normal(rng);
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     for (int32_t first : {0, 60, 139}) {
       std::vector<float> from_rows(q.size());
       std::vector<float> from_tiles(q.size());
@@ -211,7 +204,7 @@ TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
   const int64_t stride = int64_t{heads} * d;
   std::vector<float> q(static_cast<size_t>(rows * stride));
   for (float& v : q) v = normal(rng);
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     AttentionBlock b = block_of(decoded, q.data(), nullptr, stride, rows, heads, first);
     b.keys = keys.data();
     b.values = values.data();

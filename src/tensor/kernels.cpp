@@ -87,6 +87,14 @@ bool isa_supported(Isa isa) {
   return false;
 }
 
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa_supported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kGeneric:

@@ -105,4 +105,9 @@ int64_t exact_vectors(TensorType type);
 // The instruction set of the active kernels: "avx512", "avx2" or "generic".
 std::string_view active_isa();
 
+// The instruction sets this CPU runs (isa_supported in kernel_table.h), generic first:
+// tests run each of them against the scalar reference.
+enum class Isa;
+std::vector<Isa> supported_isas();
+
 }  // namespace koto::kernels

@@ -48,14 +48,6 @@ std::vector<float> floats_of(const GgufTensor& t) {
   return values;
 }
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
-    if (isa_supported(isa)) isas.push_back(isa);
-  }
-  return isas;
-}
-
 std::vector<float> random_vector(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);

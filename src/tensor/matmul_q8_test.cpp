@@ -32,14 +32,6 @@ std::vector<float> random_vectors(int64_t count, uint32_t seed) {
   return x;
 }
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
-    if (isa_supported(isa)) isas.push_back(isa);
-  }
-  return isas;
-}
-
 Q8Vectors view(const Q8Activations& a) {
   return {a.q.data(), a.d.data(), a.dsum.data(), a.sums.data(), a.n};
 }

@@ -39,14 +39,6 @@ std::vector<uint8_t> repacked(const std::vector<uint8_t>& q5_0, int64_t n, int64
   return out;
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> all;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
-    if (isa_supported(isa)) all.push_back(isa);
-  }
-  return all;
-}
-
 TEST(RepackQ5_0, TypeIsKotosOwn) {
   EXPECT_EQ(tensor_row_bytes(TensorType::kQ5_0R, 4096), tensor_row_bytes(TensorType::kQ5_0, 4096));
   EXPECT_EQ(tensor_type_name(TensorType::kQ5_0R), "Q5_0R");
@@ -80,7 +72,9 @@ TEST_P(RepackQ5_0Test, RoundTripIsLossless) {
   const int64_t n = GetParam();
   const std::vector<uint8_t> src = random_q5_0_rows(n, kRows);
   const std::vector<uint8_t> packed = repacked(src, n, kRows);
-  if (n >= 512) EXPECT_NE(packed, src);
+  if (n >= 512) {
+    EXPECT_NE(packed, src);
+  }
   std::vector<uint8_t> back(src.size());
   const int64_t row_bytes = tensor_row_bytes(TensorType::kQ5_0, n);
   for (int64_t r = 0; r < kRows; ++r) unpack_q5_0r_row(packed.data() + r * row_bytes, back.data() + r * row_bytes, n);
@@ -102,7 +96,7 @@ TEST_P(RepackQ5_0Test, EveryKernelGivesTheBitsOfQ5_0) {
   quantize_activations(x.data(), kMaxVectors, n, a, Q8Layout::kBlocks32);
   const Q8Vectors q8{a.q.data(), a.d.data(), a.dsum.data(), a.sums.data(), n};
 
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     const TypeKernels& want_k = kernel_table(isa).types[static_cast<uint32_t>(TensorType::kQ5_0)];
     const TypeKernels& got_k = kernel_table(isa).types[static_cast<uint32_t>(TensorType::kQ5_0R)];
     SCOPED_TRACE(isa_name(isa));

@@ -81,23 +81,20 @@ TEST(Bench, MeasuresStories260KWithSaneValues) {
 TEST(Bench, SaysWhenWeightsAreRepacked) {
   const std::filesystem::path home = std::filesystem::path(::testing::TempDir()) / "koto_bench_repack_home";
   std::filesystem::remove_all(home);
-  const auto saved = [](const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::optional<std::string>(v) : std::nullopt;
-  };
-  const std::optional<std::string> old_home = saved("KOTO_HOME"), old_repack = saved("KOTO_REPACK");
-  ::setenv("KOTO_HOME", home.c_str(), 1);
-  ::setenv("KOTO_REPACK", "on", 1);
-  BenchOptions options;
-  options.model_path = fixture_path("arch/llama-gqa-Q5_0.gguf");
-  options.n_prompt = 8;
-  options.n_gen = 4;
-  options.repetitions = 1;
-  options.threads = 1;
-  options.bandwidth_bytes = 16 << 20;
-  const BenchResult r = run_bench(options);
-  old_home ? ::setenv("KOTO_HOME", old_home->c_str(), 1) : ::unsetenv("KOTO_HOME");
-  old_repack ? ::setenv("KOTO_REPACK", old_repack->c_str(), 1) : ::unsetenv("KOTO_REPACK");
+  std::optional<BenchResult> result;
+  {
+    const ScopedEnv koto_home("KOTO_HOME", home.c_str());
+    const ScopedEnv koto_repack("KOTO_REPACK", "on");
+    BenchOptions options;
+    options.model_path = fixture_path("arch/llama-gqa-Q5_0.gguf");
+    options.n_prompt = 8;
+    options.n_gen = 4;
+    options.repetitions = 1;
+    options.threads = 1;
+    options.bandwidth_bytes = 16 << 20;
+    result = run_bench(options);
+  }
+  const BenchResult& r = *result;
 
   EXPECT_TRUE(r.repacked);
   EXPECT_GT(r.repack_build_seconds, 0.0);
