@@ -14,7 +14,6 @@
 #include <cstring>
 #include <span>
 
-#include "format/mapped_file.h"
 #include "base/op_profile.h"
 #include "base/thread_pool.h"
 #include "koto/error.h"
@@ -184,10 +183,7 @@ double measure_mapped_bandwidth(const Model& model, int threads, int passes) {
   // The pages tg streams: the repacked weights' file when there is one (the model's
   // own Q5_0 pages are then never read; reading them here would bring them back).
   const RepackReport& repack = model.repack_report();
-  if (!repack.cache_path.empty()) {
-    const MappedFile cache(repack.cache_path);
-    return stream_read_gbps(cache.data(), cache.size(), pool, passes);
-  }
+  if (repack.mapped != nullptr) return stream_read_gbps(repack.mapped, repack.mapped_bytes, pool, passes);
   const std::string_view bytes = model.file().bytes();
   return stream_read_gbps(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), pool, passes);
 }
@@ -462,8 +458,7 @@ BenchResult run_bench(const BenchOptions& options) {
     result.int8_peak_gops_per_second = kernels::int8_peak_ops_per_second(model->n_threads()) / 1e9;
   }
 
-  // Before the bandwidth buffer exists and before a second mapping of the repacked
-  // weights (measure_mapped_bandwidth), so neither counts.
+  // Before the bandwidth buffer exists, so it does not count.
   result.peak_rss_bytes = peak_rss_bytes();
 
   // The pages tg streams, read in the same run: the bound tg is measured against.
