@@ -134,12 +134,14 @@ elseif(CASE STREQUAL "interrupted")
   # Ctrl-C in the middle of an answer: generation stops between tokens, the statistics so far
   # are printed, and the exit code is 130. A model of real shape (0.5B, random weights) runs
   # slowly enough that the signal, sent after 4 s, lands while it is still generating (its
-  # 4096-token context would take far longer to fill).
+  # 4096-token context would take far longer to fill). `--foreground`: otherwise timeout sends
+  # the signal twice (to the command, then to its whole process group), and a second Ctrl-C
+  # rightly ends koto at once, without the statistics, when the first was already handled.
   set(slow_model "${WORK_DIR}/koto_run_interrupted.gguf")
   execute_process(COMMAND "${KOTO}" synth --shape qwen2.5-0.5b --type Q4_0 -o "${slow_model}"
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   expect("synth failed (${rc}): ${err}" rc EQUAL 0)
-  execute_process(COMMAND timeout --preserve-status -s INT 4 "${KOTO}" run -m "${slow_model}" --raw -c 4096 -n -1
+  execute_process(COMMAND timeout --foreground --preserve-status -s INT 4 "${KOTO}" run -m "${slow_model}" --raw -c 4096 -n -1
                           --seed 1 "a"
                   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
   file(REMOVE "${slow_model}")
