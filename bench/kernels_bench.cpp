@@ -5,6 +5,10 @@
 //                                (float types: matvec on t threads)
 //   MatmulQ8/<type>/<isa>/2t     prefill: 512 vectors at once, two threads
 //   MatmulQ8Decode/<type>/avx512/2t/<n>  2, 4 or 8 vectors: sequences decoding together
+//   AttentionDecode/<isa>/<kv>kv<q>q/<ctx>  one token's attention over an F16 cache of
+//                                <ctx> positions, 16 layers of <kv> KV heads with <q> query
+//                                heads each (head_dim 128), two threads; GB/s counts the
+//                                cache bytes read (KV of all layers: more than the L3)
 // Q5_0R is Q5_0 repacked at load time (tensor/repack.h).
 // Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
 // decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
@@ -13,6 +17,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -186,6 +191,76 @@ void run_threaded(benchmark::State& state, Isa isa, TensorType type, int n_threa
                                                           benchmark::Counter::kInvert);
 }
 
+// One token's attention in each of kLayers layers: per layer, the KV heads are split
+// over two threads like the model's attention. The caches of all layers (16 x kv x 4 MiB
+// at 8192 positions) are larger than the last-level cache, as a model's are.
+void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, int32_t group, int32_t n_ctx) {
+  constexpr int32_t kLayers = 16;
+  constexpr int32_t kHeadDim = 128;
+  const size_t head_elements = static_cast<size_t>(n_ctx) * kHeadDim;
+  std::vector<uint16_t> keys(head_elements * kv_heads * kLayers);
+  std::vector<uint16_t> values(keys.size());
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (uint16_t& k : keys) k = fp32_to_fp16(normal(rng));
+  for (uint16_t& v : values) v = fp32_to_fp16(normal(rng));
+  const int64_t q_dim = int64_t{kv_heads} * group * kHeadDim;
+  std::vector<float> q(static_cast<size_t>(q_dim));
+  for (float& v : q) v = normal(rng);
+  std::vector<float> out(q.size());
+  const AttentionF16Fn attention = kernel_table(isa).attention_f16;
+  ThreadPool pool(2);
+  for (auto _ : state) {
+    for (int32_t layer = 0; layer < kLayers; ++layer) {
+      pool.parallel_for(kv_heads, [&](int64_t g) {
+        const size_t at = (static_cast<size_t>(layer) * kv_heads + static_cast<size_t>(g)) * head_elements;
+        AttentionBlock b{};
+        b.q = &q[static_cast<size_t>(g * group * kHeadDim)];
+        b.q_row_stride = q_dim;
+        b.out = &out[static_cast<size_t>(g * group * kHeadDim)];
+        b.out_row_stride = q_dim;
+        b.n_rows = 1;
+        b.n_heads = group;
+        b.head_dim = kHeadDim;
+        b.first_position = n_ctx - 1;
+        b.keys = reinterpret_cast<const uint8_t*>(&keys[at]);
+        b.values = reinterpret_cast<const uint8_t*>(&values[at]);
+        b.n_ctx = n_ctx;
+        b.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+        b.keys_tiled = true;
+        attention(b);
+      });
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(calls * 2.0 * static_cast<double>(keys.size()) * 2 / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["us/layer"] = benchmark::Counter(calls * kLayers * 1e-6,
+                                                  benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void register_attention_benchmarks() {
+  struct Shape {
+    int32_t kv_heads;
+    int32_t group;
+  };
+  // qwen2.5-1.5b (2 KV heads of 6 queries), llama-3-8b (8 of 4), llama-2-7b (32 of 1).
+  for (Shape shape : {Shape{2, 6}, Shape{8, 4}, Shape{32, 1}}) {
+    for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+      if (!isa_supported(isa)) continue;
+      for (int32_t n_ctx : {512, 2048, 8192}) {
+        const std::string name = "AttentionDecode/" + std::string(isa_name(isa)) + "/" + std::to_string(shape.kv_heads) +
+                                 "kv" + std::to_string(shape.group) + "q/" + std::to_string(n_ctx);
+        benchmark::RegisterBenchmark(name.c_str(), [isa, shape, n_ctx](benchmark::State& state) {
+          run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx);
+        })->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
+    }
+  }
+}
+
 void register_benchmarks() {
   const TensorType types[] = {TensorType::kF32,  TensorType::kF16,    TensorType::kBF16,
                               TensorType::kQ4_0, TensorType::kQ4_1,   TensorType::kQ5_0,
@@ -242,6 +317,7 @@ void register_benchmarks() {
 
 int main(int argc, char** argv) {
   koto::kernels::register_benchmarks();
+  koto::kernels::register_attention_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -147,28 +147,31 @@ TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
       tiled[(static_cast<size_t>(p / 64) * c.head_dim + d) * 64 + p % 64] = c.keys[static_cast<size_t>(p) * c.head_dim + d];
     }
   }
-  const int32_t heads = 3;
-  const int32_t rows = 10;
-  const int64_t stride = int64_t{heads} * c.head_dim;
-  std::mt19937 rng(2);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> q(static_cast<size_t>(rows * stride));
-  for (float& v : q) v = normal(rng);
-  for (Isa isa : supported_isas()) {
-    for (int32_t first : {0, 60, 139}) {
-      std::vector<float> from_rows(q.size());
-      std::vector<float> from_tiles(q.size());
-      kernel_table(isa).attention_f16(block_of(c, q.data(), from_rows.data(), stride, rows, heads, first));
-      AttentionBlock b = block_of(c, q.data(), from_tiles.data(), stride, rows, heads, first);
-      b.keys = reinterpret_cast<const uint8_t*>(tiled.data());
-      b.keys_tiled = true;
-      kernel_table(isa).attention_f16(b);
-      EXPECT_EQ(std::memcmp(from_rows.data(), from_tiles.data(), q.size() * sizeof(float)), 0) << isa_name(isa) << " " << first;
-      // One row at a time (few queries: the F16 tile is read in place) gives the same bits.
-      for (int32_t r = 0; r < rows; ++r) {
-        const std::vector<float> alone = row_alone(b, isa, r);
-        EXPECT_EQ(std::memcmp(alone.data(), &from_tiles[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
-            << isa_name(isa) << " row " << r;
+  // Every size of GQA group a row reads in place (1-8 heads), and 11 (two groups).
+  for (int32_t heads : {1, 3, 6, 7, 8, 11}) {
+    const int32_t rows = 10;
+    const int64_t stride = int64_t{heads} * c.head_dim;
+    std::mt19937 rng(2);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(rows * stride));
+    for (float& v : q) v = normal(rng);
+    for (Isa isa : supported_isas()) {
+      for (int32_t first : {0, 60, 139}) {
+        std::vector<float> from_rows(q.size());
+        std::vector<float> from_tiles(q.size());
+        kernel_table(isa).attention_f16(block_of(c, q.data(), from_rows.data(), stride, rows, heads, first));
+        AttentionBlock b = block_of(c, q.data(), from_tiles.data(), stride, rows, heads, first);
+        b.keys = reinterpret_cast<const uint8_t*>(tiled.data());
+        b.keys_tiled = true;
+        kernel_table(isa).attention_f16(b);
+        EXPECT_EQ(std::memcmp(from_rows.data(), from_tiles.data(), q.size() * sizeof(float)), 0)
+            << isa_name(isa) << " heads " << heads << " first " << first;
+        // One row at a time (few queries: the F16 tile is read in place) gives the same bits.
+        for (int32_t r = 0; r < rows; ++r) {
+          const std::vector<float> alone = row_alone(b, isa, r);
+          EXPECT_EQ(std::memcmp(alone.data(), &from_tiles[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
+              << isa_name(isa) << " heads " << heads << " row " << r;
+        }
       }
     }
   }

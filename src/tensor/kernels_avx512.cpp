@@ -329,35 +329,57 @@ KOTO_KERNEL_INLINE __m512 load16_floats(const float* p) { return _mm512_loadu_ps
 KOTO_KERNEL_INLINE __m512 load16_floats(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-// Two query heads at a time: eight vectors of 16 scores stay in registers over the
-// head dimension, each key load serving both (independent chains hide the latency).
-template <int kHeads, typename Key>
+// Scores of up to eight query heads (a row's GQA group) over kVecs vectors of 16
+// positions: every key vector is loaded (and converted from F16) once for all heads, and
+// kHeads * kVecs independent chains hide the multiply-add latency. Each score is the
+// same chain over i whatever the grouping, hence the same bits.
+template <int kHeads, int kVecs, typename Key>
 KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, const Key* keys_t, int d, float* s) {
-  __m512 acc[kHeads][4];
+  __m512 acc[kHeads][kVecs];
   for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < 4; ++k) acc[j][k] = _mm512_setzero_ps();
+    for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_setzero_ps();
   }
   for (int i = 0; i < d; ++i) {
     const Key* key = keys_t + i * kAttentionTile;
-    const __m512 k0 = load16_floats(key), k1 = load16_floats(key + 16), k2 = load16_floats(key + 32),
-                 k3 = load16_floats(key + 48);
+    __m512 kv[kVecs];
+    for (int k = 0; k < kVecs; ++k) kv[k] = load16_floats(key + 16 * k);
     for (int j = 0; j < kHeads; ++j) {
       const __m512 qi = _mm512_set1_ps(q[j * q_stride + i]);
-      acc[j][0] = _mm512_fmadd_ps(qi, k0, acc[j][0]);
-      acc[j][1] = _mm512_fmadd_ps(qi, k1, acc[j][1]);
-      acc[j][2] = _mm512_fmadd_ps(qi, k2, acc[j][2]);
-      acc[j][3] = _mm512_fmadd_ps(qi, k3, acc[j][3]);
+      for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_fmadd_ps(qi, kv[k], acc[j][k]);
     }
   }
   for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < 4; ++k) _mm512_storeu_ps(s + j * kAttentionTile + 16 * k, acc[j][k]);
+    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(s + j * kAttentionTile + 16 * k, acc[j][k]);
+  }
+}
+// All 64 positions of kHeads heads: in one pass for up to six heads (24 accumulators,
+// every key row read whole and in order, which the hardware prefetchers follow when the
+// cache streams from memory), in two halves of 32 positions for seven or eight.
+template <int kHeads, typename Key>
+KOTO_KERNEL_INLINE void tile_scores_group(const float* q, int64_t q_stride, const Key* keys_t, int d, float* s) {
+  if constexpr (kHeads <= 6) {
+    tile_scores_heads<kHeads, 4>(q, q_stride, keys_t, d, s);
+  } else {
+    tile_scores_heads<kHeads, 2>(q, q_stride, keys_t, d, s);
+    tile_scores_heads<kHeads, 2>(q, q_stride, keys_t + 32, d, s + 32);
   }
 }
 template <typename Key>
 void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, int d, float* s) {
-  int j = 0;
-  for (; j + 2 <= nq; j += 2) tile_scores_heads<2>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
-  if (j < nq) tile_scores_heads<1>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
+  for (int j = 0; j < nq; j += 8) {
+    const float* qj = q + j * q_stride;
+    float* sj = s + j * kAttentionTile;
+    switch (std::min(nq - j, 8)) {
+      case 1: tile_scores_group<1>(qj, q_stride, keys_t, d, sj); break;
+      case 2: tile_scores_group<2>(qj, q_stride, keys_t, d, sj); break;
+      case 3: tile_scores_group<3>(qj, q_stride, keys_t, d, sj); break;
+      case 4: tile_scores_group<4>(qj, q_stride, keys_t, d, sj); break;
+      case 5: tile_scores_group<5>(qj, q_stride, keys_t, d, sj); break;
+      case 6: tile_scores_group<6>(qj, q_stride, keys_t, d, sj); break;
+      case 7: tile_scores_group<7>(qj, q_stride, keys_t, d, sj); break;
+      default: tile_scores_group<8>(qj, q_stride, keys_t, d, sj); break;
+    }
+  }
 }
 // Four vectors of 16: masked past `visible`, maximum and sum by fixed trees.
 float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
@@ -382,37 +404,70 @@ float tile_softmax(float* s, int visible, float scale, float running_max, float&
   return m;
 }
 
-// The output stays in registers over the tile's positions, 128 values at a time.
-template <typename Value>
-void tile_accumulate(float* o, const float* p, const Value* values_t, int n, int d) {
+// o[j][i] += sum_t p[j][t] v[t][i] for kHeads heads over kVecs vectors of 16 output
+// values from i: every value vector is loaded (and converted) once for all heads; the
+// outputs stay in registers over the tile's positions, t in order.
+template <int kHeads, int kVecs, typename Value>
+KOTO_KERNEL_INLINE void tile_accumulate_heads(float* o, int64_t o_stride, const float* p, const Value* values_t, int n,
+                                              int d, int i) {
+  __m512 acc[kHeads][kVecs];
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_loadu_ps(o + j * o_stride + i + 16 * k);
+  }
+  for (int t = 0; t < n; ++t) {
+    const Value* v = values_t + t * d + i;
+    __m512 vv[kVecs];
+    for (int k = 0; k < kVecs; ++k) vv[k] = load16_floats(v + 16 * k);
+    for (int j = 0; j < kHeads; ++j) {
+      const __m512 pt = _mm512_set1_ps(p[j * kAttentionTile + t]);
+      for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_fmadd_ps(pt, vv[k], acc[j][k]);
+    }
+  }
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(o + j * o_stride + i + 16 * k, acc[j][k]);
+  }
+}
+// Vectors per pass for kHeads heads: at least eight chains, at most 24 accumulators, and
+// for up to six heads half a value row (two cache lines) at a time.
+template <int kHeads>
+constexpr int kAccumulateVecs = kHeads == 1 ? 8 : kHeads <= 6 ? 4 : 2;
+template <int kHeads, typename Value>
+void tile_accumulate_group(float* o, int64_t o_stride, const float* p, const Value* values_t, int n, int d) {
+  constexpr int kVecs = kAccumulateVecs<kHeads>;
   int i = 0;
-  for (; i + 128 <= d; i += 128) {
-    __m512 acc[8];
-    for (int k = 0; k < 8; ++k) acc[k] = _mm512_loadu_ps(o + i + 16 * k);
-    for (int t = 0; t < n; ++t) {
-      const __m512 pt = _mm512_set1_ps(p[t]);
-      const Value* v = values_t + t * d + i;
-      for (int k = 0; k < 8; ++k) acc[k] = _mm512_fmadd_ps(pt, load16_floats(v + 16 * k), acc[k]);
-    }
-    for (int k = 0; k < 8; ++k) _mm512_storeu_ps(o + i + 16 * k, acc[k]);
-  }
-  for (; i + 16 <= d; i += 16) {
-    __m512 acc = _mm512_loadu_ps(o + i);
-    for (int t = 0; t < n; ++t) acc = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), load16_floats(values_t + t * d + i), acc);
-    _mm512_storeu_ps(o + i, acc);
-  }
+  for (; i + 16 * kVecs <= d; i += 16 * kVecs) tile_accumulate_heads<kHeads, kVecs>(o, o_stride, p, values_t, n, d, i);
+  for (; i + 16 <= d; i += 16) tile_accumulate_heads<kHeads, 1>(o, o_stride, p, values_t, n, d, i);
   for (; i < d; ++i) {
-    float acc = o[i];
-    for (int t = 0; t < n; ++t) {
-      float v;
-      if constexpr (std::is_same_v<Value, float>) {
-        v = values_t[t * d + i];
-      } else {
-        halves_to_floats(values_t + t * d + i, &v, 1);
+    for (int j = 0; j < kHeads; ++j) {
+      float acc = o[j * o_stride + i];
+      for (int t = 0; t < n; ++t) {
+        float v;
+        if constexpr (std::is_same_v<Value, float>) {
+          v = values_t[t * d + i];
+        } else {
+          halves_to_floats(values_t + t * d + i, &v, 1);
+        }
+        acc = std::fma(p[j * kAttentionTile + t], v, acc);
       }
-      acc = std::fma(p[t], v, acc);
+      o[j * o_stride + i] = acc;
     }
-    o[i] = acc;
+  }
+}
+template <typename Value>
+void tile_accumulate(float* o, const float* p, int nh, const Value* values_t, int n, int d) {
+  for (int j = 0; j < nh; j += 8) {
+    float* oj = o + int64_t{j} * d;
+    const float* pj = p + j * kAttentionTile;
+    switch (std::min(nh - j, 8)) {
+      case 1: tile_accumulate_group<1>(oj, d, pj, values_t, n, d); break;
+      case 2: tile_accumulate_group<2>(oj, d, pj, values_t, n, d); break;
+      case 3: tile_accumulate_group<3>(oj, d, pj, values_t, n, d); break;
+      case 4: tile_accumulate_group<4>(oj, d, pj, values_t, n, d); break;
+      case 5: tile_accumulate_group<5>(oj, d, pj, values_t, n, d); break;
+      case 6: tile_accumulate_group<6>(oj, d, pj, values_t, n, d); break;
+      case 7: tile_accumulate_group<7>(oj, d, pj, values_t, n, d); break;
+      default: tile_accumulate_group<8>(oj, d, pj, values_t, n, d); break;
+    }
   }
 }
 #include "tensor/attention_kernel.inc"
