@@ -1,8 +1,13 @@
 #include "model/loaded_model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "koto/error.h"
 #include "koto/i18n.h"
@@ -34,6 +39,53 @@ void LoadedModel::eval_batch(std::span<BatchEntry> entries) const {
   const std::lock_guard<std::mutex> lock(scratch_mutex_);
   if (scratch_ == nullptr) scratch_ = std::make_unique<ForwardScratch>(params_);
   eval_transformer_batch(*this, *scratch_, entries);
+}
+
+uint64_t LoadedModel::touch_weights(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
+  // The matrices' byte ranges, page-aligned and merged (a tied output is the embedding).
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  auto add = [&](const Matrix& m) {
+    if (m.data == nullptr) return;
+    const auto begin = reinterpret_cast<uintptr_t>(m.data);
+    ranges.emplace_back(begin / page * page, (begin + static_cast<uintptr_t>(m.n_out * m.row_bytes) + page - 1) / page * page);
+  };
+  add(weights_.token_embd);
+  add(weights_.output);
+  for (const LayerWeights& layer : weights_.layers) {
+    for (const Matrix* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down}) add(*m);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uintptr_t, uintptr_t>> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  uint64_t total = 0;
+  for (const auto& r : merged) total += r.second - r.first;
+  // MADV_POPULATE_READ (Linux 5.14) faults a range in with one call; where the kernel
+  // lacks it, one read per page does the same.
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;
+#endif
+  constexpr uintptr_t kChunk = uintptr_t{32} << 20;
+  uint64_t done = 0;
+  bool populate = true;
+  for (const auto& r : merged) {
+    for (uintptr_t at = r.first; at < r.second; at += kChunk) {
+      const uintptr_t end = std::min(r.second, at + kChunk);
+      if (populate && ::madvise(reinterpret_cast<void*>(at), end - at, MADV_POPULATE_READ) != 0) populate = false;
+      if (!populate) {
+        for (uintptr_t p = at; p < end; p += page) (void)*reinterpret_cast<const volatile uint8_t*>(p);
+      }
+      done += end - at;
+      if (progress) progress(done, total);
+    }
+  }
+  return total;
 }
 
 uint64_t LoadedModel::session_bytes(int32_t n_ctx) const {

@@ -219,6 +219,30 @@ class ModelSessionTest : public ModelLoadTest {
   std::unique_ptr<Model> model_ = Model::load(fixture_path("models/stories260K.gguf"));
 };
 
+// touch_weights reads the pages of every 2-D weight matrix (norms are decoded copies):
+// at least their bytes, at most the file (pages rounded), with progress to the total,
+// and the model answers the same afterwards.
+TEST_F(ModelSessionTest, TouchWeightsReadsEveryMatrixOnce) {
+  uint64_t matrices = 0;
+  for (const GgufTensor& t : model_->file().tensors()) {
+    if (t.shape.size() == 2) matrices += t.n_bytes;
+  }
+  const std::vector<TokenId> tokens = model_->tokenizer().encode("昔々、ある村に", true, false);
+  const std::unique_ptr<Session> first = model_->new_session();
+  const std::span<const float> first_logits = first->eval(tokens);
+  const std::vector<float> before(first_logits.begin(), first_logits.end());
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  const uint64_t bytes = model_->touch_weights([&calls](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
+  EXPECT_GE(bytes, matrices);
+  EXPECT_LE(bytes, model_->file().file_size() + 2 * 4096);
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back(), std::make_pair(bytes, bytes));
+  for (size_t i = 1; i < calls.size(); ++i) EXPECT_GT(calls[i].first, calls[i - 1].first);
+  const std::unique_ptr<Session> session = model_->new_session();
+  const std::span<const float> after = session->eval(tokens);
+  EXPECT_EQ(std::vector<float>(after.begin(), after.end()), before);
+}
+
 ErrorCode eval_error(Session& session, std::vector<TokenId> tokens) {
   try {
     session.eval(tokens);

@@ -55,6 +55,7 @@ std::string phase_label(const std::string& phase) {
   };
   static constexpr Row kPhases[] = {{"start", "start", "開始"},
                                     {"load", "load", "読み込み"},
+                                    {"weights", "weights into memory", "重みをメモリへ"},
                                     {"prompt", "prompt", "プロンプト処理"},
                                     {"first_token", "first token", "最初のトークン"},
                                     {"generation", "generation", "生成"},
