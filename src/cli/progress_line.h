@@ -22,7 +22,7 @@ class ProgressLine {
       : label_(pick(label_en, label_ja)), tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
 
   void update(uint64_t done, uint64_t total) {
-    if (total == 0) return;
+    if (total == 0 || finished_) return;  // the end is shown once, however often it is reported
     const auto now = Clock::now();
     const int percent = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
     if (tty_) {
@@ -32,6 +32,7 @@ class ProgressLine {
     }
     last_ = now;
     last_decile_ = percent / 10;
+    finished_ = done >= total;
     const double seconds = std::chrono::duration<double>(now - start_).count();
     // No rate until a tenth of a second has passed: the first chunks would show absurd ones.
     const std::string rate =
@@ -49,6 +50,7 @@ class ProgressLine {
   Clock::time_point start_;
   Clock::time_point last_;
   int last_decile_ = -1;
+  bool finished_ = false;
 };
 
 }  // namespace koto::cli
