@@ -9,6 +9,7 @@
 //                                <ctx> positions, 16 layers of <kv> KV heads with <q> query
 //                                heads each (head_dim 128), two threads; GB/s counts the
 //                                cache bytes read (KV of all layers: more than the L3)
+//   AttentionDecodeQ8_0/...      the same over a Q8_0 cache (--kv-type q8_0)
 // Q5_0R is Q5_0 repacked at load time (tensor/repack.h).
 // Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
 // decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
@@ -194,16 +195,31 @@ void run_threaded(benchmark::State& state, Isa isa, TensorType type, int n_threa
 // One token's attention in each of kLayers layers: per layer, the KV heads are split
 // over two threads like the model's attention. The caches of all layers (16 x kv x 4 MiB
 // at 8192 positions) are larger than the last-level cache, as a model's are.
-void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, int32_t group, int32_t n_ctx) {
+void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, int32_t group, int32_t n_ctx, bool q8_0) {
   constexpr int32_t kLayers = 16;
   constexpr int32_t kHeadDim = 128;
-  const size_t head_elements = static_cast<size_t>(n_ctx) * kHeadDim;
-  std::vector<uint16_t> keys(head_elements * kv_heads * kLayers);
-  std::vector<uint16_t> values(keys.size());
+  // One head's keys (or values) of all positions: F16 keys tiled as the session keeps
+  // them (random values, so the layout does not matter here), Q8_0 rows of 34-byte blocks.
+  const size_t head_bytes = static_cast<size_t>(n_ctx) * (q8_0 ? kHeadDim / 32 * 34 : kHeadDim * 2);
+  std::vector<uint8_t> keys(head_bytes * kv_heads * kLayers);
+  std::vector<uint8_t> values(keys.size());
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (uint16_t& k : keys) k = fp32_to_fp16(normal(rng));
-  for (uint16_t& v : values) v = fp32_to_fp16(normal(rng));
+  for (std::vector<uint8_t>* cache : {&keys, &values}) {
+    uint8_t* at = cache->data();
+    if (q8_0) {
+      for (size_t b = 0; b < cache->size() / 34; ++b, at += 34) {
+        const uint16_t scale = fp32_to_fp16(0.02f);
+        std::memcpy(at, &scale, 2);
+        for (int i = 0; i < 32; ++i) at[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(rng() % 255 - 127));
+      }
+    } else {
+      for (size_t i = 0; i < cache->size() / 2; ++i, at += 2) {
+        const uint16_t h = fp32_to_fp16(normal(rng));
+        std::memcpy(at, &h, 2);
+      }
+    }
+  }
   const int64_t q_dim = int64_t{kv_heads} * group * kHeadDim;
   std::vector<float> q(static_cast<size_t>(q_dim));
   for (float& v : q) v = normal(rng);
@@ -213,7 +229,7 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
   for (auto _ : state) {
     for (int32_t layer = 0; layer < kLayers; ++layer) {
       pool.parallel_for(kv_heads, [&](int64_t g) {
-        const size_t at = (static_cast<size_t>(layer) * kv_heads + static_cast<size_t>(g)) * head_elements;
+        const size_t at = (static_cast<size_t>(layer) * kv_heads + static_cast<size_t>(g)) * head_bytes;
         AttentionBlock b{};
         b.q = &q[static_cast<size_t>(g * group * kHeadDim)];
         b.q_row_stride = q_dim;
@@ -223,11 +239,12 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
         b.n_heads = group;
         b.head_dim = kHeadDim;
         b.first_position = n_ctx - 1;
-        b.keys = reinterpret_cast<const uint8_t*>(&keys[at]);
-        b.values = reinterpret_cast<const uint8_t*>(&values[at]);
+        b.keys = &keys[at];
+        b.values = &values[at];
         b.n_ctx = n_ctx;
         b.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-        b.keys_tiled = true;
+        b.q8_0 = q8_0;
+        b.keys_tiled = !q8_0;
         attention(b);
       });
     }
@@ -235,7 +252,7 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(calls * 2.0 * static_cast<double>(keys.size()) * 2 / 1e9,
+  state.counters["GB/s"] = benchmark::Counter(calls * 2.0 * static_cast<double>(keys.size()) / 1e9,
                                               benchmark::Counter::kIsRate);
   state.counters["us/layer"] = benchmark::Counter(calls * kLayers * 1e-6,
                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
@@ -250,12 +267,15 @@ void register_attention_benchmarks() {
   for (Shape shape : {Shape{2, 6}, Shape{8, 4}, Shape{32, 1}}) {
     for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
       if (!isa_supported(isa)) continue;
-      for (int32_t n_ctx : {512, 2048, 8192}) {
-        const std::string name = "AttentionDecode/" + std::string(isa_name(isa)) + "/" + std::to_string(shape.kv_heads) +
-                                 "kv" + std::to_string(shape.group) + "q/" + std::to_string(n_ctx);
-        benchmark::RegisterBenchmark(name.c_str(), [isa, shape, n_ctx](benchmark::State& state) {
-          run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx);
-        })->Unit(benchmark::kMillisecond)->UseRealTime();
+      for (bool q8_0 : {false, true}) {
+        for (int32_t n_ctx : {512, 2048, 8192}) {
+          const std::string name = std::string(q8_0 ? "AttentionDecodeQ8_0/" : "AttentionDecode/") + isa_name(isa) + "/" +
+                                   std::to_string(shape.kv_heads) + "kv" + std::to_string(shape.group) + "q/" +
+                                   std::to_string(n_ctx);
+          benchmark::RegisterBenchmark(name.c_str(), [isa, shape, n_ctx, q8_0](benchmark::State& state) {
+            run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx, q8_0);
+          })->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
       }
     }
   }

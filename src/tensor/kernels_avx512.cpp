@@ -381,6 +381,64 @@ void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, in
     }
   }
 }
+// A Q8_0 cache row (a Q8_0 KV cache is read through float tiles): 16 codes per vector,
+// each times its block's scale in one product, as the scalar loop does. The scale is
+// converted in a register (a one-element masked store and a reload stalled every block).
+void q8_0_blocks_to_floats(const uint8_t* src, float* dst, int n_blocks) {
+  for (int b = 0; b < n_blocks; ++b, src += 34) {
+    uint16_t bits;
+    std::memcpy(&bits, src, sizeof(bits));
+    const __m512 scale = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(bits)));
+    for (int h = 0; h < 2; ++h) {
+      const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * h));
+      _mm512_storeu_ps(dst + 32 * b + 16 * h, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes))));
+    }
+  }
+}
+// 16 x 16 floats: out[m] = column m of the rows r[0..15] (unpack pairs, then quads, then
+// 128-bit lanes twice).
+KOTO_KERNEL_INLINE void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 16; k += 2) {
+    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+  }
+  auto pd = [](__m512 x) { return _mm512_castps_pd(x); };
+  for (int k = 0; k < 16; k += 4) {
+    r[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[k]), pd(t[k + 2])));
+    r[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[k]), pd(t[k + 2])));
+    r[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[k + 1]), pd(t[k + 3])));
+    r[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[k + 1]), pd(t[k + 3])));
+  }
+  // r[4q + e]: rows 4q..4q+3, element 4L + e in 128-bit lane L.
+  for (int e = 0; e < 4; ++e) {
+    t[e] = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88);
+    t[4 + e] = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd);
+    t[8 + e] = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88);
+    t[12 + e] = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
+  }
+  for (int e = 0; e < 4; ++e) {
+    r[e] = _mm512_shuffle_f32x4(t[e], t[8 + e], 0x88);
+    r[4 + e] = _mm512_shuffle_f32x4(t[4 + e], t[12 + e], 0x88);
+    r[8 + e] = _mm512_shuffle_f32x4(t[e], t[8 + e], 0xdd);
+    r[12 + e] = _mm512_shuffle_f32x4(t[4 + e], t[12 + e], 0xdd);
+  }
+}
+void rows_to_tile(const float* rows, int n, int d, float* keys_t) {
+  int i0 = 0;
+  for (; i0 + 16 <= d; i0 += 16) {
+    for (int t0 = 0; t0 < kAttentionTile; t0 += 16) {
+      __m512 r[16];
+      for (int k = 0; k < 16; ++k) r[k] = t0 + k < n ? _mm512_loadu_ps(rows + (t0 + k) * d + i0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int m = 0; m < 16; ++m) _mm512_storeu_ps(keys_t + (i0 + m) * kAttentionTile + t0, r[m]);
+    }
+  }
+  for (int i = i0; i < d; ++i) {
+    for (int t = 0; t < kAttentionTile; ++t) keys_t[i * kAttentionTile + t] = t < n ? rows[t * d + i] : 0.0f;
+  }
+}
+
 // Four vectors of 16: masked past `visible`, maximum and sum by fixed trees.
 float tile_softmax(float* s, int visible, float scale, float running_max, float& sum) {
   __m512 v[4];
