@@ -115,7 +115,8 @@ class SignalWaiter {
 
 std::string human_bytes(uint64_t bytes) {
   const double b = static_cast<double>(bytes);
-  return b >= (1u << 30) ? fmt::format("{:.2f} GiB", b / (1u << 30)) : fmt::format("{:.0f} MiB", b / (1u << 20));
+  if (b >= (1u << 30)) return fmt::format("{:.2f} GiB", b / (1u << 30));
+  return b >= (1u << 20) ? fmt::format("{:.0f} MiB", b / (1u << 20)) : fmt::format("{:.0f} KiB", b / (1u << 10));
 }
 
 // Weights + every slot's KV cache at full context + the prefix cache, against

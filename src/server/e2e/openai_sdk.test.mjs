@@ -31,6 +31,13 @@ after(async () => {
   assert.match(server.log(), /stopped/);
 });
 
+test('the weights are read into memory before the server says ready', () => {
+  const log = server.log();
+  const weights = log.search(/weights in memory: [0-9.]+ (B|KiB|MiB|GiB) in [0-9.]+ s\n/);
+  assert.ok(weights >= 0, log);
+  assert.ok(weights < log.indexOf('ready: chain'), log);
+});
+
 test('chat.completions.create without streaming', async () => {
   const completion = await client.chat.completions.create({
     model: 'chain',
