@@ -121,9 +121,11 @@ class Model {
   virtual const RepackReport& repack_report() const = 0;
   // Reads the pages of every weight matrix the forward pass streams into memory (the
   // repacked copy where there is one), so the first answer does not wait for page
-  // faults: what a resident server does before it says it is ready. Returns the bytes
-  // touched; `progress` (bytes done, bytes in all) is called between chunks.
-  virtual uint64_t touch_weights(const std::function<void(uint64_t done, uint64_t total)>& progress) const = 0;
+  // faults: what a resident server does before it says it is ready, and `koto chat`
+  // while the first question is typed. `progress` (bytes done, bytes in all) is called
+  // after each of at least 16 chunks (at most 32 MiB each); returning false stops there.
+  // Returns the bytes touched. Safe while the model answers on other threads.
+  virtual uint64_t touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const = 0;
 
   // Bytes a session of n_ctx positions needs besides the mapped weights (KV cache and
   // scratch buffers, with the default kv_type), so callers can refuse a context that

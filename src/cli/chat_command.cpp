@@ -24,6 +24,8 @@
 #include <langinfo.h>
 #include <memory>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include "cli/load_model.h"
 #include "cli/chat_format_option.h"
@@ -234,6 +236,12 @@ int run_chat(const ChatOptions& o) {
   const int32_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min<int32_t>(model->params().n_ctx_train > 0 ? model->params().n_ctx_train : 4096, 4096);
   require_memory(*model, n_ctx);
   Scheduler scheduler(*model, scheduler_options);
+  // The weights' pages are read while the first question is typed, so its answer does
+  // not wait for page faults (an answer that starts sooner reads the rest itself); the
+  // reading stops if the chat ends first.
+  const std::jthread read_weights([&model](std::stop_token stop) {
+    model->touch_weights([&stop](uint64_t, uint64_t) { return !stop.stop_requested(); });
+  });
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (timeline) timeline->watch_mapping(weight_pages(*model).first, weight_pages(*model).second);
   mark("idle");

@@ -217,8 +217,11 @@ int serve(const ServerOptions& o) {
     if (::isatty(STDERR_FILENO) != 0) {
       progress.emplace("Reading the weights into memory", "重みをメモリに読み込んでいます");
     }
-    const uint64_t bytes = model->touch_weights([&progress](uint64_t done, uint64_t total) {
+    // Ctrl-C or SIGTERM while a large model is read from a slow disk stops the reading;
+    // the server then shuts down at once (the signal is counted).
+    const uint64_t bytes = model->touch_weights([&progress, &signals](uint64_t done, uint64_t total) {
       if (progress) progress->update(done, total);
+      return signals.count() == 0;
     });
     log(tr("weights in memory: {0} in {1:.1f} s", "重みをメモリに読み込みました: {0} ({1:.1f} 秒)", human_bytes(bytes),
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));

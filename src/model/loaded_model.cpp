@@ -41,7 +41,7 @@ void LoadedModel::eval_batch(std::span<BatchEntry> entries) const {
   eval_transformer_batch(*this, *scratch_, entries);
 }
 
-uint64_t LoadedModel::touch_weights(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
+uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const {
   // The matrices' byte ranges, page-aligned and merged (a tied output is the embedding).
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
@@ -71,18 +71,18 @@ uint64_t LoadedModel::touch_weights(const std::function<void(uint64_t done, uint
 #ifndef MADV_POPULATE_READ
   constexpr int MADV_POPULATE_READ = 22;
 #endif
-  constexpr uintptr_t kChunk = uintptr_t{32} << 20;
+  const uintptr_t chunk = std::clamp<uintptr_t>((total / 16) / page * page, page, uintptr_t{32} << 20);
   uint64_t done = 0;
   bool populate = true;
   for (const auto& r : merged) {
-    for (uintptr_t at = r.first; at < r.second; at += kChunk) {
-      const uintptr_t end = std::min(r.second, at + kChunk);
+    for (uintptr_t at = r.first; at < r.second; at += chunk) {
+      const uintptr_t end = std::min(r.second, at + chunk);
       if (populate && ::madvise(reinterpret_cast<void*>(at), end - at, MADV_POPULATE_READ) != 0) populate = false;
       if (!populate) {
         for (uintptr_t p = at; p < end; p += page) (void)*reinterpret_cast<const volatile uint8_t*>(p);
       }
       done += end - at;
-      if (progress) progress(done, total);
+      if (progress && !progress(done, total)) return done;
     }
   }
   return total;

@@ -232,15 +232,35 @@ TEST_F(ModelSessionTest, TouchWeightsReadsEveryMatrixOnce) {
   const std::span<const float> first_logits = first->eval(tokens);
   const std::vector<float> before(first_logits.begin(), first_logits.end());
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  const uint64_t bytes = model_->touch_weights([&calls](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
+  const uint64_t bytes = model_->touch_weights([&calls](uint64_t done, uint64_t total) {
+    calls.emplace_back(done, total);
+    return true;
+  });
   EXPECT_GE(bytes, matrices);
   EXPECT_LE(bytes, model_->file().file_size() + 2 * 4096);
-  ASSERT_FALSE(calls.empty());
+  ASSERT_GE(calls.size(), 16u);
   EXPECT_EQ(calls.back(), std::make_pair(bytes, bytes));
   for (size_t i = 1; i < calls.size(); ++i) EXPECT_GT(calls[i].first, calls[i - 1].first);
   const std::unique_ptr<Session> session = model_->new_session();
   const std::span<const float> after = session->eval(tokens);
   EXPECT_EQ(std::vector<float>(after.begin(), after.end()), before);
+}
+
+// A false from the progress callback stops the reading after that chunk.
+TEST_F(ModelSessionTest, TouchWeightsStopsWhenTold) {
+  uint64_t first_done = 0;
+  uint64_t total = 0;
+  int calls = 0;
+  const uint64_t bytes = model_->touch_weights([&](uint64_t done, uint64_t all) {
+    ++calls;
+    first_done = done;
+    total = all;
+    return false;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(bytes, first_done);
+  EXPECT_LT(bytes, total);
+  EXPECT_GT(bytes, 0u);
 }
 
 ErrorCode eval_error(Session& session, std::vector<TokenId> tokens) {
