@@ -223,8 +223,10 @@ int serve(const ServerOptions& o) {
       if (progress) progress->update(done, total);
       return signals.count() == 0;
     });
-    log(tr("weights in memory: {0} in {1:.1f} s", "重みをメモリに読み込みました: {0} ({1:.1f} 秒)", human_bytes(bytes),
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+    if (signals.count() == 0) {
+      log(tr("weights in memory: {0} in {1:.1f} s", "重みをメモリに読み込みました: {0} ({1:.1f} 秒)", human_bytes(bytes),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+    }
   }
   Scheduler scheduler(*model, scheduler_options);
 
