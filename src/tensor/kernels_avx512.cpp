@@ -329,27 +329,32 @@ KOTO_KERNEL_INLINE __m512 load16_floats(const float* p) { return _mm512_loadu_ps
 KOTO_KERNEL_INLINE __m512 load16_floats(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-// Scores of up to eight query heads (a row's GQA group) over kVecs vectors of 16
-// positions: every key vector is loaded (and converted from F16) once for all heads, and
-// kHeads * kVecs independent chains hide the multiply-add latency. Each score is the
-// same chain over i whatever the grouping, hence the same bits.
-template <int kHeads, int kVecs, typename Key>
-KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, const Key* keys_t, int d, float* s) {
+// The register block both halves of attention run: for kHeads heads j and kVecs vectors
+// of 16 columns, out[j][c] (+)= sum over steps t in order of a[j * a_stride + t] *
+// b[t * b_stride + c]. Every b vector is loaded (and converted from F16) once for all
+// heads, and kHeads * kVecs independent chains hide the multiply-add latency; each output
+// is the same chain whatever the grouping, hence the same bits.
+//   scores:     a = queries (t: dimension), b = the key tile [D][64], out zeroed first
+//   accumulate: a = probabilities (t: position), b = value rows [T][D], out added to
+template <int kHeads, int kVecs, bool kAddToOut, typename B>
+KOTO_KERNEL_INLINE void heads_outer_product(const float* a, int64_t a_stride, const B* b, int64_t b_stride, int steps,
+                                            float* out, int64_t out_stride) {
   __m512 acc[kHeads][kVecs];
   for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_setzero_ps();
+    for (int k = 0; k < kVecs; ++k) {
+      acc[j][k] = kAddToOut ? _mm512_loadu_ps(out + j * out_stride + 16 * k) : _mm512_setzero_ps();
+    }
   }
-  for (int i = 0; i < d; ++i) {
-    const Key* key = keys_t + i * kAttentionTile;
-    __m512 kv[kVecs];
-    for (int k = 0; k < kVecs; ++k) kv[k] = load16_floats(key + 16 * k);
+  for (int t = 0; t < steps; ++t) {
+    __m512 bv[kVecs];
+    for (int k = 0; k < kVecs; ++k) bv[k] = load16_floats(b + t * b_stride + 16 * k);
     for (int j = 0; j < kHeads; ++j) {
-      const __m512 qi = _mm512_set1_ps(q[j * q_stride + i]);
-      for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_fmadd_ps(qi, kv[k], acc[j][k]);
+      const __m512 aj = _mm512_set1_ps(a[j * a_stride + t]);
+      for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_fmadd_ps(aj, bv[k], acc[j][k]);
     }
   }
   for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(s + j * kAttentionTile + 16 * k, acc[j][k]);
+    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(out + j * out_stride + 16 * k, acc[j][k]);
   }
 }
 // All 64 positions of kHeads heads: in one pass for up to six heads (24 accumulators,
@@ -358,28 +363,34 @@ KOTO_KERNEL_INLINE void tile_scores_heads(const float* q, int64_t q_stride, cons
 template <int kHeads, typename Key>
 KOTO_KERNEL_INLINE void tile_scores_group(const float* q, int64_t q_stride, const Key* keys_t, int d, float* s) {
   if constexpr (kHeads <= 6) {
-    tile_scores_heads<kHeads, 4>(q, q_stride, keys_t, d, s);
+    heads_outer_product<kHeads, 4, false>(q, q_stride, keys_t, kAttentionTile, d, s, kAttentionTile);
   } else {
-    tile_scores_heads<kHeads, 2>(q, q_stride, keys_t, d, s);
-    tile_scores_heads<kHeads, 2>(q, q_stride, keys_t + 32, d, s + 32);
+    heads_outer_product<kHeads, 2, false>(q, q_stride, keys_t, kAttentionTile, d, s, kAttentionTile);
+    heads_outer_product<kHeads, 2, false>(q, q_stride, keys_t + 32, kAttentionTile, d, s + 32, kAttentionTile);
+  }
+}
+// Runs fn.template operator()<kHeads>() for each group of at most eight of n heads (the
+// group sizes the kernels are compiled for), with the group's first head.
+template <typename Fn>
+KOTO_KERNEL_INLINE void for_head_groups(int n, const Fn& fn) {
+  for (int j = 0; j < n; j += 8) {
+    switch (std::min(n - j, 8)) {
+      case 1: fn.template operator()<1>(j); break;
+      case 2: fn.template operator()<2>(j); break;
+      case 3: fn.template operator()<3>(j); break;
+      case 4: fn.template operator()<4>(j); break;
+      case 5: fn.template operator()<5>(j); break;
+      case 6: fn.template operator()<6>(j); break;
+      case 7: fn.template operator()<7>(j); break;
+      default: fn.template operator()<8>(j); break;
+    }
   }
 }
 template <typename Key>
 void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, int d, float* s) {
-  for (int j = 0; j < nq; j += 8) {
-    const float* qj = q + j * q_stride;
-    float* sj = s + j * kAttentionTile;
-    switch (std::min(nq - j, 8)) {
-      case 1: tile_scores_group<1>(qj, q_stride, keys_t, d, sj); break;
-      case 2: tile_scores_group<2>(qj, q_stride, keys_t, d, sj); break;
-      case 3: tile_scores_group<3>(qj, q_stride, keys_t, d, sj); break;
-      case 4: tile_scores_group<4>(qj, q_stride, keys_t, d, sj); break;
-      case 5: tile_scores_group<5>(qj, q_stride, keys_t, d, sj); break;
-      case 6: tile_scores_group<6>(qj, q_stride, keys_t, d, sj); break;
-      case 7: tile_scores_group<7>(qj, q_stride, keys_t, d, sj); break;
-      default: tile_scores_group<8>(qj, q_stride, keys_t, d, sj); break;
-    }
-  }
+  for_head_groups(nq, [&]<int kHeads>(int j) {
+    tile_scores_group<kHeads>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
+  });
 }
 // A Q8_0 cache row (a Q8_0 KV cache is read through float tiles): 16 codes per vector,
 // each times its block's scale in one product, as the scalar loop does. The scale is
@@ -462,29 +473,6 @@ float tile_softmax(float* s, int visible, float scale, float running_max, float&
   return m;
 }
 
-// o[j][i] += sum_t p[j][t] v[t][i] for kHeads heads over kVecs vectors of 16 output
-// values from i: every value vector is loaded (and converted) once for all heads; the
-// outputs stay in registers over the tile's positions, t in order.
-template <int kHeads, int kVecs, typename Value>
-KOTO_KERNEL_INLINE void tile_accumulate_heads(float* o, int64_t o_stride, const float* p, const Value* values_t, int n,
-                                              int d, int i) {
-  __m512 acc[kHeads][kVecs];
-  for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_loadu_ps(o + j * o_stride + i + 16 * k);
-  }
-  for (int t = 0; t < n; ++t) {
-    const Value* v = values_t + t * d + i;
-    __m512 vv[kVecs];
-    for (int k = 0; k < kVecs; ++k) vv[k] = load16_floats(v + 16 * k);
-    for (int j = 0; j < kHeads; ++j) {
-      const __m512 pt = _mm512_set1_ps(p[j * kAttentionTile + t]);
-      for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_fmadd_ps(pt, vv[k], acc[j][k]);
-    }
-  }
-  for (int j = 0; j < kHeads; ++j) {
-    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(o + j * o_stride + i + 16 * k, acc[j][k]);
-  }
-}
 // Vectors per pass for kHeads heads: at least eight chains, at most 24 accumulators, and
 // for up to six heads half a value row (two cache lines) at a time.
 template <int kHeads>
@@ -493,8 +481,11 @@ template <int kHeads, typename Value>
 void tile_accumulate_group(float* o, int64_t o_stride, const float* p, const Value* values_t, int n, int d) {
   constexpr int kVecs = kAccumulateVecs<kHeads>;
   int i = 0;
-  for (; i + 16 * kVecs <= d; i += 16 * kVecs) tile_accumulate_heads<kHeads, kVecs>(o, o_stride, p, values_t, n, d, i);
-  for (; i + 16 <= d; i += 16) tile_accumulate_heads<kHeads, 1>(o, o_stride, p, values_t, n, d, i);
+  // o[j][i] += sum_t p[j][t] v[t][i], kVecs vectors of outputs at a time kept in registers over the tile.
+  for (; i + 16 * kVecs <= d; i += 16 * kVecs) {
+    heads_outer_product<kHeads, kVecs, true>(p, kAttentionTile, values_t + i, d, n, o + i, o_stride);
+  }
+  for (; i + 16 <= d; i += 16) heads_outer_product<kHeads, 1, true>(p, kAttentionTile, values_t + i, d, n, o + i, o_stride);
   for (; i < d; ++i) {
     for (int j = 0; j < kHeads; ++j) {
       float acc = o[j * o_stride + i];
@@ -513,20 +504,9 @@ void tile_accumulate_group(float* o, int64_t o_stride, const float* p, const Val
 }
 template <typename Value>
 void tile_accumulate(float* o, const float* p, int nh, const Value* values_t, int n, int d) {
-  for (int j = 0; j < nh; j += 8) {
-    float* oj = o + int64_t{j} * d;
-    const float* pj = p + j * kAttentionTile;
-    switch (std::min(nh - j, 8)) {
-      case 1: tile_accumulate_group<1>(oj, d, pj, values_t, n, d); break;
-      case 2: tile_accumulate_group<2>(oj, d, pj, values_t, n, d); break;
-      case 3: tile_accumulate_group<3>(oj, d, pj, values_t, n, d); break;
-      case 4: tile_accumulate_group<4>(oj, d, pj, values_t, n, d); break;
-      case 5: tile_accumulate_group<5>(oj, d, pj, values_t, n, d); break;
-      case 6: tile_accumulate_group<6>(oj, d, pj, values_t, n, d); break;
-      case 7: tile_accumulate_group<7>(oj, d, pj, values_t, n, d); break;
-      default: tile_accumulate_group<8>(oj, d, pj, values_t, n, d); break;
-    }
-  }
+  for_head_groups(nh, [&]<int kHeads>(int j) {
+    tile_accumulate_group<kHeads>(o + int64_t{j} * d, d, p + j * kAttentionTile, values_t, n, d);
+  });
 }
 #include "tensor/attention_kernel.inc"
 

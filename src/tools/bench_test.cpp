@@ -14,14 +14,21 @@
 namespace koto {
 namespace {
 
-TEST(Bench, MeasuresStories260KWithSaneValues) {
+// A short benchmark of `model` (a fixture path): the knobs every test here sets.
+BenchOptions short_bench(const std::string& model, int n_prompt, int n_gen, int repetitions, int threads,
+                         uint64_t bandwidth_mib) {
   BenchOptions options;
-  options.model_path = fixture_path("models/stories260K.gguf");
-  options.n_prompt = 16;
-  options.n_gen = 8;
-  options.repetitions = 2;
-  options.threads = 1;
-  options.bandwidth_bytes = 64 << 20;
+  options.model_path = fixture_path(model);
+  options.n_prompt = n_prompt;
+  options.n_gen = n_gen;
+  options.repetitions = repetitions;
+  options.threads = threads;
+  options.bandwidth_bytes = bandwidth_mib << 20;
+  return options;
+}
+
+TEST(Bench, MeasuresStories260KWithSaneValues) {
+  BenchOptions options = short_bench("models/stories260K.gguf", 16, 8, 2, 1, 64);
   int notes = 0;
   options.progress = [&notes](const std::string&) { ++notes; };
   const BenchResult r = run_bench(options);
@@ -85,13 +92,7 @@ TEST(Bench, SaysWhenWeightsAreRepacked) {
   {
     const ScopedEnv koto_home("KOTO_HOME", home.c_str());
     const ScopedEnv koto_repack("KOTO_REPACK", "on");
-    BenchOptions options;
-    options.model_path = fixture_path("arch/llama-gqa-Q5_0.gguf");
-    options.n_prompt = 8;
-    options.n_gen = 4;
-    options.repetitions = 1;
-    options.threads = 1;
-    options.bandwidth_bytes = 16 << 20;
+    BenchOptions options = short_bench("arch/llama-gqa-Q5_0.gguf", 8, 4, 1, 1, 16);
     result = run_bench(options);
   }
   const BenchResult& r = *result;
@@ -107,13 +108,7 @@ TEST(Bench, SaysWhenWeightsAreRepacked) {
 }
 
 TEST(Bench, ProfileRowsAddUpToEachPhase) {
-  BenchOptions options;
-  options.model_path = fixture_path("models/stories260K.gguf");
-  options.n_prompt = 16;
-  options.n_gen = 8;
-  options.repetitions = 1;
-  options.threads = 2;
-  options.bandwidth_bytes = 16 << 20;
+  BenchOptions options = short_bench("models/stories260K.gguf", 16, 8, 1, 2, 16);
   options.profile = true;
   const BenchResult r = run_bench(options);
   EXPECT_GT(r.mapped_bandwidth_gb_per_second, 0.0);
@@ -150,13 +145,7 @@ TEST(Bench, ProfileRowsAddUpToEachPhase) {
 }
 
 TEST(Bench, LookupQuotingKeepsGuessesAndTheText) {
-  BenchOptions options;
-  options.model_path = fixture_path("models/stories260K.gguf");
-  options.n_prompt = 0;
-  options.n_gen = 48;
-  options.repetitions = 2;
-  options.threads = 1;
-  options.bandwidth_bytes = 0;
+  BenchOptions options = short_bench("models/stories260K.gguf", 0, 48, 2, 1, 0);
   options.lookup = true;
   const BenchResult r = run_bench(options);
   const BenchLookup& l = r.lookup;
