@@ -33,6 +33,7 @@
 #include "koto/chat_template.h"
 #include "koto/error.h"
 #include "koto/gguf.h"
+#include "koto/gguf_summary.h"
 #include "koto/i18n.h"
 #include "koto/model.h"
 #include "koto/timeline.h"
@@ -113,12 +114,6 @@ class SignalWaiter {
   int count_ = 0;
 };
 
-std::string human_bytes(uint64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (b >= (1u << 30)) return fmt::format("{:.2f} GiB", b / (1u << 30));
-  return b >= (1u << 20) ? fmt::format("{:.0f} MiB", b / (1u << 20)) : fmt::format("{:.0f} KiB", b / (1u << 10));
-}
-
 // Weights + every slot's KV cache at full context + the prefix cache, against
 // MemAvailable; a refusal names the settings that would fit.
 void require_server_memory(const Model& model, const ServerOptions& o, int32_t n_ctx) {
@@ -141,8 +136,8 @@ void require_server_memory(const Model& model, const ServerOptions& o, int32_t n
   const std::string sizes =
       tr("needs {0} ({1} weights + {2} slots × {3} for {4} tokens each + {5} prefix cache) but {6} is available",
          "必要量 {0} (重み {1} + 処理枠 {2} 個 × {4} トークン分 {3} + プレフィックスキャッシュ {5}) に対して空きは {6} です",
-         human_bytes(need(o.parallel, n_ctx)), human_bytes(weights), o.parallel, human_bytes(model.session_bytes(n_ctx)),
-         n_ctx, human_bytes(cache), human_bytes(available));
+         format_byte_size(need(o.parallel, n_ctx)), format_byte_size(weights), o.parallel, format_byte_size(model.session_bytes(n_ctx)),
+         n_ctx, format_byte_size(cache), format_byte_size(available));
   if (!way_out.empty()) {
     throw Error(ErrorCode::kOutOfMemory, tr("not enough memory: {0} — try {1} (or a smaller --cache-mb)",
                                             "メモリが足りません: {0}。{1} を試してください (または --cache-mb を小さく)", sizes,
@@ -224,7 +219,7 @@ int serve(const ServerOptions& o) {
       return signals.count() == 0;
     });
     if (signals.count() == 0) {
-      log(tr("weights in memory: {0} in {1:.1f} s", "重みをメモリに読み込みました: {0} ({1:.1f} 秒)", human_bytes(bytes),
+      log(tr("weights in memory: {0} in {1:.1f} s", "重みをメモリに読み込みました: {0} ({1:.1f} 秒)", format_byte_size(bytes),
              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
     }
   }

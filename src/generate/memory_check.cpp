@@ -1,21 +1,12 @@
 #include "koto/memory_check.h"
 
-#include <fmt/format.h>
-
 #include "koto/error.h"
 #include "koto/gguf.h"
+#include "koto/gguf_summary.h"
 #include "koto/i18n.h"
 #include "koto/run_stats.h"
 
 namespace koto {
-namespace {
-
-std::string human_bytes(uint64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  return b >= (1u << 30) ? fmt::format("{:.2f} GiB", b / (1u << 30)) : fmt::format("{:.1f} MiB", b / (1u << 20));
-}
-
-}  // namespace
 
 MemoryFit check_memory(const Model& model, int32_t n_ctx) { return check_memory(model, n_ctx, available_memory_bytes()); }
 
@@ -41,8 +32,8 @@ void require_memory(const Model& model, int32_t n_ctx) {
   if (fit.fits) return;
   const std::string need = tr("needs {0} ({1} weights + {2} for a context of {3} tokens) but {4} is available",
                               "必要量 {0} (重み {1} + コンテキスト {3} トークン分 {2}) に対して空きは {4} です",
-                              human_bytes(fit.weights_bytes + fit.session_bytes), human_bytes(fit.weights_bytes),
-                              human_bytes(fit.session_bytes), n_ctx, human_bytes(fit.available_bytes));
+                              format_byte_size(fit.weights_bytes + fit.session_bytes), format_byte_size(fit.weights_bytes),
+                              format_byte_size(fit.session_bytes), n_ctx, format_byte_size(fit.available_bytes));
   if (fit.suggested_n_ctx > 0) {
     throw Error(ErrorCode::kOutOfMemory, tr("not enough memory: {0} — try a smaller context: -c {1}",
                                             "メモリが足りません: {0}。コンテキストを小さくしてください: -c {1}", need,

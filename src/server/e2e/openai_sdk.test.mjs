@@ -33,7 +33,7 @@ after(async () => {
 
 test('the weights are read into memory before the server says ready', () => {
   const log = server.log();
-  const weights = log.search(/weights in memory: [0-9.]+ (B|KiB|MiB|GiB) in [0-9.]+ s\n/);
+  const weights = log.search(/weights in memory: [0-9.]+ (bytes|KiB|MiB|GiB) in [0-9.]+ s\n/);
   assert.ok(weights >= 0, log);
   assert.ok(weights < log.indexOf('ready: chain'), log);
 });
