@@ -5,7 +5,7 @@
 // done. Tasks are handed out one at a time from a shared counter, so a thread that
 // gets less CPU time (the machine may be shared) simply takes fewer tasks.
 //
-// Idle workers sleep: after a job they spin for a few microseconds (the next matrix
+// Idle workers sleep: after a job they spin for up to 200 microseconds (the next matrix
 // product usually follows at once), then block in the kernel (futex), so no core stays
 // busy once generation stops. The destructor wakes and joins every worker.
 //

@@ -1,6 +1,7 @@
 #include "model/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "base/op_profile.h"
@@ -14,10 +15,14 @@ constexpr int64_t kMinParallelWork = 1 << 15;
 // Tiles of decoded rows are kept near this size so they stay in L2 while every vector
 // of the batch passes over them.
 constexpr int64_t kTileBytes = 64 * 1024;
+// Rows of a product's smallest task (matmul_shared_input): a multiple of the kernels'
+// rows per pass.
+constexpr int64_t kTaskRows = 16;
 
 int64_t rows_per_task(const ThreadPool& pool, int64_t n_rows) {
   // A few tasks per thread, so a thread slowed down by other processes takes fewer.
-  const int64_t n_tasks = std::min<int64_t>(n_rows, static_cast<int64_t>(pool.size()) * 4);
+  static const int per = getenv("KOTO_TPT") ? atoi(getenv("KOTO_TPT")) : 4;
+  const int64_t n_tasks = std::min<int64_t>(n_rows, static_cast<int64_t>(pool.size()) * per);
   return (n_rows + n_tasks - 1) / n_tasks;
 }
 
@@ -110,8 +115,6 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
       work += p.w->n_out * n_in * batch;
     }
   }
-  // Tasks of about the same number of rows, never spanning two products.
-  const int64_t chunk = rows_per_task(pool, total_rows);
   struct Task {
     const MatmulProduct* product;
     int64_t begin;
@@ -123,9 +126,20 @@ void matmul_shared_input(ThreadPool& pool, std::initializer_list<MatmulProduct> 
   thread_local std::vector<Task> task_list;
   std::vector<Task>& tasks = task_list;
   tasks.clear();
+  // Tasks never span two products, and shrink as the rows run out: each takes half a
+  // thread's share of the rows left (in multiples of kTaskRows), so the first are large
+  // and the last small, and the threads finish close together. With tasks of equal
+  // size, a thread finishing first waited for the other's last task: on llama2-7b
+  // (2 threads) a region's calling thread waited 38 us on average, ~5% of decoding.
+  const int64_t threads = pool.size();
+  int64_t remaining = total_rows;
   for (const MatmulProduct& p : products) {
-    for (int64_t begin = 0; begin < p.w->n_out; begin += chunk) {
-      tasks.push_back({&p, begin, std::min(p.w->n_out, begin + chunk)});
+    for (int64_t begin = 0; begin < p.w->n_out;) {
+      const int64_t share = threads == 1 ? remaining : remaining / (2 * threads);
+      const int64_t rows = std::min(p.w->n_out - begin, std::max(kTaskRows, share / kTaskRows * kTaskRows));
+      tasks.push_back({&p, begin, begin + rows});
+      begin += rows;
+      remaining -= rows;
     }
   }
   kernels::Q8Activations* layouts = buffers;
