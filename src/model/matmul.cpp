@@ -1,7 +1,6 @@
 #include "model/matmul.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <vector>
 
 #include "base/op_profile.h"
@@ -21,8 +20,7 @@ constexpr int64_t kTaskRows = 16;
 
 int64_t rows_per_task(const ThreadPool& pool, int64_t n_rows) {
   // A few tasks per thread, so a thread slowed down by other processes takes fewer.
-  static const int per = getenv("KOTO_TPT") ? atoi(getenv("KOTO_TPT")) : 4;
-  const int64_t n_tasks = std::min<int64_t>(n_rows, static_cast<int64_t>(pool.size()) * per);
+  const int64_t n_tasks = std::min<int64_t>(n_rows, static_cast<int64_t>(pool.size()) * 4);
   return (n_rows + n_tasks - 1) / n_tasks;
 }
 
