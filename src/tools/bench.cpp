@@ -25,9 +25,7 @@
 #include "koto/run_stats.h"
 #include "tensor/kernels.h"
 
-#ifndef KOTO_GIT_COMMIT
-#define KOTO_GIT_COMMIT "unknown"
-#endif
+#include "koto_git_commit.h"  // KOTO_GIT_COMMIT, written at every build (cmake/git_commit.cmake)
 #ifndef KOTO_VERSION
 #define KOTO_VERSION "unknown"
 #endif
