@@ -37,8 +37,12 @@ LoadedModel::~LoadedModel() = default;
 
 void LoadedModel::eval_batch(std::span<BatchEntry> entries) const {
   const std::lock_guard<std::mutex> lock(scratch_mutex_);
+  eval_transformer_batch(*this, scratch_locked(), entries);
+}
+
+ForwardScratch& LoadedModel::scratch_locked() const {
   if (scratch_ == nullptr) scratch_ = std::make_unique<ForwardScratch>(params_);
-  eval_transformer_batch(*this, *scratch_, entries);
+  return *scratch_;
 }
 
 uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const {
@@ -70,7 +74,7 @@ uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint
     // The forward pass's scratch too (6 MB on a 1.5B model, written page by page the
     // first time: ~1,600 page faults of 18 us each on that VM).
     const std::lock_guard<std::mutex> lock(scratch_mutex_);
-    if (scratch_ == nullptr) scratch_ = std::make_unique<ForwardScratch>(params_);
+    scratch_locked();
   }
   // MADV_POPULATE_READ (Linux 5.14) reads a range in with one call (large reads from
   // disk) and fills this process's page tables. A read of one byte per page from here

@@ -47,7 +47,9 @@ class LoadedModel final : public Model {
   Weights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
   mutable ThreadPool pool_;
-  // Activations of a forward pass, made at the first one and lent to one call at a time.
+  // Activations of a forward pass, made at the first use (an eval or touch_weights) and
+  // lent to one call at a time; scratch_locked() is called with scratch_mutex_ held.
+  ForwardScratch& scratch_locked() const;
   mutable std::mutex scratch_mutex_;
   mutable std::unique_ptr<ForwardScratch> scratch_;
 };
