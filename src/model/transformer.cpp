@@ -120,27 +120,25 @@ class TransformerSession final : public Session {
 
   // Writes head g of one row's k and v ([n_head_kv][D] each) of `layer` at `position`.
   void store_kv_head(int layer, int32_t g, int32_t position, const float* k, const float* v);
-  // Head g's keys, [n_ctx][D], and values of `layer`: rows [n_ctx][D] like the keys for
-  // F16 and Q8_0 (the tiled attention reads a tile of rows; Q8_0 blocks run along a
-  // row), transposed [D][n_ctx] for F32 (the reference path: one dot product along
-  // positions per output value).
-  // F16 keys are stored a tile of kKeyTile positions at a time, transposed: [g][tile][D][64],
-  // so the tiled attention converts a tile with contiguous loads and no transposing.
+  // Head g's keys and values of `layer`. Values: rows [n_ctx][D] for F16 and Q8_0 (the
+  // tiled attention reads a tile of rows; Q8_0 blocks run along a row), transposed
+  // [D][n_ctx] for F32 (the reference path: one dot product along positions per output
+  // value). F32 keys are rows [n_ctx][D]; F16 and Q8_0 keys are stored a tile of kKeyTile
+  // positions at a time (key_tile_bytes() each, in the layouts of kernels::AttentionBlock):
+  // F16 transposed, [D][64]; Q8_0 as codes + 128 [D/4][64][4], then the blocks' scales
+  // [D/32][64], so the attention takes four dimensions of 16 positions per 8-bit
+  // multiply-add.
   const uint8_t* keys(int layer, int32_t g) const {
     return k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   }
-  bool tiled_keys() const { return kv_type_ == TensorType::kF16; }
-  // A tile's first position clears the tile (the attention reads whole tiles; what it
-  // does not use must still be defined).
-  void start_key_tile(uint8_t* k_head, int32_t position) const {
-    if (position % kKeyTile == 0) {
-      std::memset(k_head + tiled_key_offset(position, 0), 0, static_cast<size_t>(p_.head_dim) * kKeyTile * 2);
-    }
-  }
-  // Byte offset of element d of position p's key within a head (tiled_keys()).
-  int64_t tiled_key_offset(int32_t p, int32_t d) const {
-    return ((int64_t{p / kKeyTile} * p_.head_dim + d) * kKeyTile + p % kKeyTile) * 2;
-  }
+  bool tiled_keys() const { return kv_type_ == TensorType::kF16 || kv_type_ == TensorType::kQ8_0; }
+  int64_t key_tile_bytes() const { return kKeyTile * row_bytes_; }
+  // Writes position p's key, one cache row (D halves, or Q8_0 blocks), into its tile of
+  // a head's tiled keys; a tile's first position clears the tile (the attention reads
+  // whole tiles; what it does not use must still be defined).
+  void write_tiled_key(uint8_t* k_head, int32_t p, const uint8_t* row) const;
+  // The cache row of position p's key, from a head's tiled keys.
+  void read_tiled_key(const uint8_t* k_head, int32_t p, uint8_t* row) const;
   const uint8_t* values(int layer, int32_t g) const {
     return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
   }
@@ -177,8 +175,8 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       kv_type_(kv_type),
       elt_bytes_(kv_type == TensorType::kQ8_0 ? 0 : tensor_row_bytes(kv_type, 1)),
       row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)),
-      key_head_bytes_(kv_type == TensorType::kF16 ? (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * kKeyTile * row_bytes_
-                                                   : int64_t{n_ctx} * row_bytes_) {
+      key_head_bytes_(kv_type == TensorType::kF32 ? int64_t{n_ctx} * row_bytes_
+                                                   : (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * key_tile_bytes()) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
@@ -291,10 +289,7 @@ void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> 
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
       uint8_t* k_out = layer_out + g * row;
       if (tiled_keys()) {
-        const uint8_t* k = keys(l, g);
-        for (int32_t p = 0; p < count; ++p) {
-          for (int32_t d = 0; d < head_dim; ++d) std::memcpy(k_out + p * stride + 2 * d, k + tiled_key_offset(begin + p, d), 2);
-        }
+        for (int32_t p = 0; p < count; ++p) read_tiled_key(keys(l, g), begin + p, k_out + p * stride);
       } else {
         const uint8_t* k = keys(l, g) + int64_t{begin} * row;
         for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
@@ -332,10 +327,7 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
       const uint8_t* k_in = layer_in + g * row;
       uint8_t* k_head = k_cache_[static_cast<size_t>(l)].get() + g * key_head_bytes_;
       if (tiled_keys()) {
-        for (int32_t p = 0; p < count; ++p) {
-          start_key_tile(k_head, n_past_ + p);
-          for (int32_t d = 0; d < head_dim; ++d) std::memcpy(k_head + tiled_key_offset(n_past_ + p, d), k_in + p * stride + 2 * d, 2);
-        }
+        for (int32_t p = 0; p < count; ++p) write_tiled_key(k_head, n_past_ + p, k_in + p * stride);
       } else {
         uint8_t* k = k_head + int64_t{n_past_} * row;
         for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
@@ -356,6 +348,45 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
   n_past_ += count;
 }
 
+void TransformerSession::write_tiled_key(uint8_t* k_head, int32_t p, const uint8_t* row) const {
+  uint8_t* tile = k_head + int64_t{p / kKeyTile} * key_tile_bytes();
+  const int32_t t = p % kKeyTile;
+  if (t == 0) std::memset(tile, 0, static_cast<size_t>(key_tile_bytes()));
+  const int32_t head_dim = p_.head_dim;
+  if (kv_type_ == TensorType::kF16) {
+    for (int32_t d = 0; d < head_dim; ++d) std::memcpy(tile + (int64_t{d} * kKeyTile + t) * 2, row + 2 * d, 2);
+    return;
+  }
+  uint8_t* scales = tile + int64_t{head_dim} * kKeyTile;
+  for (int32_t b = 0; b < head_dim / 32; ++b) {
+    const uint8_t* block = row + 34 * b;
+    std::memcpy(scales + (int64_t{b} * kKeyTile + t) * 2, block, 2);
+    for (int32_t i = 0; i < 32; ++i) {
+      const int32_t d = 32 * b + i;
+      tile[(int64_t{d / 4} * kKeyTile + t) * 4 + d % 4] = static_cast<uint8_t>(block[2 + i] ^ 0x80);
+    }
+  }
+}
+
+void TransformerSession::read_tiled_key(const uint8_t* k_head, int32_t p, uint8_t* row) const {
+  const uint8_t* tile = k_head + int64_t{p / kKeyTile} * key_tile_bytes();
+  const int32_t t = p % kKeyTile;
+  const int32_t head_dim = p_.head_dim;
+  if (kv_type_ == TensorType::kF16) {
+    for (int32_t d = 0; d < head_dim; ++d) std::memcpy(row + 2 * d, tile + (int64_t{d} * kKeyTile + t) * 2, 2);
+    return;
+  }
+  const uint8_t* scales = tile + int64_t{head_dim} * kKeyTile;
+  for (int32_t b = 0; b < head_dim / 32; ++b) {
+    uint8_t* block = row + 34 * b;
+    std::memcpy(block, scales + (int64_t{b} * kKeyTile + t) * 2, 2);
+    for (int32_t i = 0; i < 32; ++i) {
+      const int32_t d = 32 * b + i;
+      block[2 + i] = static_cast<uint8_t>(tile[(int64_t{d / 4} * kKeyTile + t) * 4 + d % 4] ^ 0x80);
+    }
+  }
+}
+
 void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, const float* k_row, const float* v_row) {
   uint8_t* k_head = k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
@@ -365,18 +396,17 @@ void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, c
   const int64_t at = (g * int64_t{n_ctx_} + position) * row_bytes_;  // row [g][position] of the values
   switch (kv_type_) {
     case TensorType::kQ8_0:
-      quantize_q8_0_row(k, k_head + int64_t{position} * row_bytes_, head_dim);
-      quantize_q8_0_row(v, v_cache + at, head_dim);
-      return;
     case TensorType::kF16: {
-      start_key_tile(k_head, position);
-      uint16_t halves[512];
-      for (int32_t d0 = 0; d0 < head_dim; d0 += 512) {
-        const int32_t n = std::min(512, head_dim - d0);
-        kernels::floats_to_halves(k + d0, halves, n);
-        for (int32_t d = 0; d < n; ++d) std::memcpy(k_head + tiled_key_offset(position, d0 + d), &halves[d], 2);
+      thread_local std::vector<uint8_t> row;
+      row.resize(static_cast<size_t>(row_bytes_));
+      if (kv_type_ == TensorType::kQ8_0) {
+        quantize_q8_0_row(k, row.data(), head_dim);
+        quantize_q8_0_row(v, v_cache + at, head_dim);
+      } else {
+        kernels::floats_to_halves(k, reinterpret_cast<uint16_t*>(row.data()), head_dim);
+        kernels::floats_to_halves(v, reinterpret_cast<uint16_t*>(v_cache + at), head_dim);
       }
-      kernels::floats_to_halves(v, reinterpret_cast<uint16_t*>(v_cache + at), head_dim);
+      write_tiled_key(k_head, position, row.data());
       return;
     }
     default: {  // F32: key rows, values transposed [g][D][n_ctx]

@@ -177,54 +177,90 @@ TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
   }
 }
 
-// A Q8_0 cache: rows of blocks (an F16 scale, 32 int8 codes), against the reference on
-// the values the blocks decode to; and a row alone is the row in a block.
+// A query as the kernel quantizes it for a Q8_0 cache (per 32 values d = max |x| / 127,
+// code = round(x / d)), decoded back to floats.
+std::vector<float> quantized_query(const float* x, int32_t d) {
+  std::vector<float> out(static_cast<size_t>(d));
+  for (int32_t b = 0; b < d; b += 32) {
+    float amax = 0.0f;
+    for (int32_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+    const float scale = amax / 127.0f;
+    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+    for (int32_t i = 0; i < 32; ++i) out[static_cast<size_t>(b + i)] = std::nearbyint(x[b + i] * inv) * scale;
+  }
+  return out;
+}
+
+// A Q8_0 cache: value rows of blocks (an F16 scale, 32 int8 codes), keys in tiles (codes
+// + 128 as [D/4][64][4], then the scales [D/32][64]), against the reference on the
+// values the blocks decode to and the quantized queries; and a row alone is the row in
+// a block. The unused end of the last tile holds junk.
 TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
   const int32_t n_ctx = 200;
   const int32_t d = 64;
+  const int32_t blocks = d / 32;
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<int> code(-127, 127);
-  // The decoded values as an F16 cache, for the reference (scales 1/64 and codes keep them exact).
+  const float scales[] = {1.0f / 64.0f, 1.0f / 16.0f, 1.0f / 128.0f};
+  // The decoded values as an F16 cache, for the reference (these scales and codes keep them exact).
   Cache decoded{n_ctx, d, std::vector<uint16_t>(static_cast<size_t>(n_ctx) * d), std::vector<uint16_t>(static_cast<size_t>(n_ctx) * d)};
-  std::vector<uint8_t> keys(static_cast<size_t>(n_ctx) * d / 32 * 34);
-  std::vector<uint8_t> values(keys.size());
-  for (auto* pair : {&keys, &values}) {
-    std::vector<uint16_t>& dec = pair == &keys ? decoded.keys : decoded.values;
-    for (int32_t b = 0; b < n_ctx * d / 32; ++b) {
-      const uint16_t scale = fp32_to_fp16(1.0f / 64.0f);
-      std::memcpy(&(*pair)[static_cast<size_t>(b) * 34], &scale, 2);
-      for (int i = 0; i < 32; ++i) {
-        const int8_t q = static_cast<int8_t>(code(rng));
-        (*pair)[static_cast<size_t>(b) * 34 + 2 + i] = static_cast<uint8_t>(q);
-        dec[static_cast<size_t>(b) * 32 + i] = fp32_to_fp16(q / 64.0f);
+  const int32_t tiles = (n_ctx + 63) / 64;
+  const size_t tile_bytes = static_cast<size_t>(64) * blocks * 34;
+  std::vector<uint8_t> keys(tiles * tile_bytes, 0xAB);
+  std::vector<uint8_t> values(static_cast<size_t>(n_ctx) * blocks * 34);
+  for (int32_t p = 0; p < n_ctx; ++p) {
+    uint8_t* tile = &keys[static_cast<size_t>(p / 64) * tile_bytes];
+    const int32_t t = p % 64;
+    for (int32_t b = 0; b < blocks; ++b) {
+      const float key_scale = scales[(p + b) % 3];
+      const uint16_t k16 = fp32_to_fp16(key_scale);
+      std::memcpy(tile + static_cast<size_t>(d) * 64 + static_cast<size_t>(b * 64 + t) * 2, &k16, 2);
+      const float value_scale = scales[(p + 2 * b + 1) % 3];
+      const uint16_t v16 = fp32_to_fp16(value_scale);
+      uint8_t* v = &values[static_cast<size_t>(p * blocks + b) * 34];
+      std::memcpy(v, &v16, 2);
+      for (int32_t i = 0; i < 32; ++i) {
+        const int32_t e = 32 * b + i;
+        const int8_t kc = static_cast<int8_t>(code(rng));
+        tile[static_cast<size_t>((e / 4 * 64 + t) * 4 + e % 4)] = static_cast<uint8_t>(kc + 128);
+        decoded.keys[static_cast<size_t>(p * d + e)] = fp32_to_fp16(kc * key_scale);
+        const int8_t vc = static_cast<int8_t>(code(rng));
+        v[2 + i] = static_cast<uint8_t>(vc);
+        decoded.values[static_cast<size_t>(p * d + e)] = fp32_to_fp16(vc * value_scale);
       }
     }
   }
-  const int32_t heads = 2;
-  const int32_t rows = 12;
-  const int32_t first = 100;
-  const int64_t stride = int64_t{heads} * d;
-  std::vector<float> q(static_cast<size_t>(rows * stride));
-  for (float& v : q) v = normal(rng);
-  for (Isa isa : supported_isas()) {
-    AttentionBlock b = block_of(decoded, q.data(), nullptr, stride, rows, heads, first);
-    b.keys = keys.data();
-    b.values = values.data();
-    b.q8_0 = true;
-    std::vector<float> out(q.size());
-    b.out = out.data();
-    kernel_table(isa).attention_f16(b);
-    for (int32_t r = 0; r < rows; ++r) {
-      for (int32_t j = 0; j < heads; ++j) {
-        const std::vector<double> want =
-            reference(decoded, &q[static_cast<size_t>(r * stride + j * d)], first + r, 1.0f / std::sqrt(static_cast<float>(d)));
-        for (int32_t i = 0; i < d; ++i) {
-          ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 2e-5) << isa_name(isa);
+  // One head, a pair, a GQA group of six, and eleven (two groups of the kernels).
+  for (int32_t heads : {1, 2, 6, 11}) {
+    const int32_t rows = 12;
+    for (int32_t first : {0, 100, n_ctx - rows}) {
+      const int64_t stride = int64_t{heads} * d;
+      std::vector<float> q(static_cast<size_t>(rows * stride));
+      for (float& v : q) v = normal(rng);
+      for (Isa isa : supported_isas()) {
+        AttentionBlock b = block_of(decoded, q.data(), nullptr, stride, rows, heads, first);
+        b.keys = keys.data();
+        b.values = values.data();
+        b.q8_0 = true;
+        b.keys_tiled = true;
+        std::vector<float> out(q.size());
+        b.out = out.data();
+        kernel_table(isa).attention_f16(b);
+        for (int32_t r = 0; r < rows; ++r) {
+          for (int32_t j = 0; j < heads; ++j) {
+            const std::vector<float> qq = quantized_query(&q[static_cast<size_t>(r * stride + j * d)], d);
+            const std::vector<double> want = reference(decoded, qq.data(), first + r, 1.0f / std::sqrt(static_cast<float>(d)));
+            for (int32_t i = 0; i < d; ++i) {
+              ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 2e-5)
+                  << isa_name(isa) << " heads " << heads << " position " << first + r;
+            }
+          }
+          const std::vector<float> alone = row_alone(b, isa, r);
+          EXPECT_EQ(std::memcmp(alone.data(), &out[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0)
+              << isa_name(isa) << " heads " << heads << " row " << r;
         }
       }
-      const std::vector<float> alone = row_alone(b, isa, r);
-      EXPECT_EQ(std::memcmp(alone.data(), &out[static_cast<size_t>(r * stride)], alone.size() * sizeof(float)), 0);
     }
   }
 }

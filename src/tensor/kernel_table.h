@@ -69,6 +69,9 @@ using Int8PeakFn = int64_t (*)(int64_t iterations);
 // Causal attention of a block of query vectors over one KV head's cache (F16 or Q8_0): rows r at
 // positions first_position + r, each with n_heads query heads that read this KV head;
 // row r sees positions 0 .. first_position + r. out = softmax(scale * q K^T) V per query.
+// With a Q8_0 cache each query is quantized the same way (per 32 values: d = max |q| /
+// 127, code = round(q / d)) and a score is the blocks' exact integer dot products, each
+// times its two scales.
 struct AttentionBlock {
   const float* q;          // query (r, j) at q + r * q_row_stride + j * head_dim
   int64_t q_row_stride;
@@ -78,14 +81,16 @@ struct AttentionBlock {
   int32_t n_heads;
   int32_t head_dim;
   int32_t first_position;
-  // Rows [n_ctx][head_dim] of F16, or of Q8_0 blocks (q8_0 true: head_dim / 32 blocks
-  // of 34 bytes).
+  // Values: rows [n_ctx][head_dim] of F16, or of Q8_0 blocks (q8_0 true: head_dim / 32
+  // blocks of 34 bytes: an F16 scale, 32 int8 codes). Keys: F16 rows like the values, or
+  // (keys_tiled) a tile of 64 positions at a time, n_ctx / 64 tiles rounded up: F16
+  // transposed, [head_dim][64]; Q8_0 (always tiled) the codes + 128 as bytes
+  // [head_dim / 4][64][4], then the blocks' F16 scales [head_dim / 32][64].
   const uint8_t* keys;
   const uint8_t* values;
   int64_t n_ctx;
   float scale;
   bool q8_0;
-  // F16 keys stored a tile at a time, transposed: [n_ctx / 64 rounded up][head_dim][64].
   bool keys_tiled;
 };
 using AttentionF16Fn = void (*)(const AttentionBlock& block);

@@ -392,17 +392,53 @@ void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, in
     tile_scores_group<kHeads>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
   });
 }
-// A Q8_0 cache row (a Q8_0 KV cache is read through float tiles): 16 codes per vector,
-// each times its block's scale in one product, as the scalar loop does. The scale is
-// converted in a register (a one-element masked store and a reload stalled every block).
-void q8_0_blocks_to_floats(const uint8_t* src, float* dst, int n_blocks) {
+// Integer scores of kHeads quantized queries over a Q8_0 key tile: 16 positions per
+// vector, four dimensions per vpdpbusd (the tile's codes + 128, unsigned, times the
+// query's four codes, broadcast); each block's sum starts at its bias, which takes the
+// 128s back out, and is scaled into the float score as the scalar loop does.
+template <int kHeads>
+KOTO_KERNEL_INLINE void tile_scores_q8_group(const int8_t* codes, const float* scales, const int32_t* bias,
+                                             const uint8_t* tile, int d, float* s) {
+  const int blocks = d / 32;
+  const uint16_t* key_scales = reinterpret_cast<const uint16_t*>(tile + int64_t{d} * kAttentionTile);
+  for (int g = 0; g < kAttentionTile; g += 16) {
+    __m512 acc[kHeads];
+    for (int j = 0; j < kHeads; ++j) acc[j] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; ++b) {
+      __m512i dot[kHeads];
+      for (int j = 0; j < kHeads; ++j) dot[j] = _mm512_set1_epi32(bias[j * blocks + b]);
+      for (int k = 0; k < 8; ++k) {
+        const __m512i keys = _mm512_loadu_si512(tile + ((8 * b + k) * kAttentionTile + g) * 4);
+        for (int j = 0; j < kHeads; ++j) {
+          int32_t four;
+          std::memcpy(&four, codes + j * d + 32 * b + 4 * k, sizeof(four));
+          dot[j] = _mm512_dpbusd_epi32(dot[j], keys, _mm512_set1_epi32(four));
+        }
+      }
+      const __m512 key_scale =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(key_scales + b * kAttentionTile + g)));
+      for (int j = 0; j < kHeads; ++j) {
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[j]),
+                                 _mm512_mul_ps(key_scale, _mm512_set1_ps(scales[j * blocks + b])), acc[j]);
+      }
+    }
+    for (int j = 0; j < kHeads; ++j) _mm512_storeu_ps(s + j * kAttentionTile + g, acc[j]);
+  }
+}
+void tile_scores_q8(const int8_t* codes, const float* scales, const int32_t* bias, int nq, const uint8_t* tile, int d,
+                    float* s) {
+  const int blocks = d / 32;
+  for_head_groups(nq, [&]<int kHeads>(int j) {
+    tile_scores_q8_group<kHeads>(codes + j * d, scales + j * blocks, bias + j * blocks, tile, d, s + j * kAttentionTile);
+  });
+}
+// The codes of a Q8_0 value row as floats (many queries share them; the scales go into
+// the weights).
+void q8_0_codes_to_floats(const uint8_t* src, float* dst, int n_blocks) {
   for (int b = 0; b < n_blocks; ++b, src += 34) {
-    uint16_t bits;
-    std::memcpy(&bits, src, sizeof(bits));
-    const __m512 scale = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(bits)));
     for (int h = 0; h < 2; ++h) {
       const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * h));
-      _mm512_storeu_ps(dst + 32 * b + 16 * h, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes))));
+      _mm512_storeu_ps(dst + 32 * b + 16 * h, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)));
     }
   }
 }
@@ -501,6 +537,47 @@ void tile_accumulate_group(float* o, int64_t o_stride, const float* p, const Val
       o[j * o_stride + i] = acc;
     }
   }
+}
+// 16 codes of position t from dimension c: float codes [T][D], or a Q8_0 row's.
+KOTO_KERNEL_INLINE __m512 load16_codes(const float* codes, int t, int c, int d) { return _mm512_loadu_ps(codes + t * d + c); }
+KOTO_KERNEL_INLINE __m512 load16_codes(const uint8_t* rows, int t, int c, int d) {
+  const uint8_t* p = rows + int64_t{t} * (d / 32 * 34) + 34 * (c / 32) + 2 + c % 32;
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+// kVecs vectors of 16 outputs from dimension c for kHeads heads, over n positions: each
+// vector's codes are converted once for all heads, times the weight of its block.
+template <int kHeads, int kVecs, typename Codes>
+KOTO_KERNEL_INLINE void accumulate_q8_vectors(float* o, const float* w, const Codes* codes, int c, int n, int d) {
+  const int blocks = d / 32;
+  __m512 acc[kHeads][kVecs];
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < kVecs; ++k) acc[j][k] = _mm512_loadu_ps(o + j * d + c + 16 * k);
+  }
+  for (int t = 0; t < n; ++t) {
+    __m512 v[kVecs];
+    for (int k = 0; k < kVecs; ++k) v[k] = load16_codes(codes, t, c + 16 * k, d);
+    for (int j = 0; j < kHeads; ++j) {
+      for (int k = 0; k < kVecs; ++k) {
+        const __m512 wj = _mm512_set1_ps(w[(j * blocks + (c + 16 * k) / 32) * kAttentionTile + t]);
+        acc[j][k] = _mm512_fmadd_ps(wj, v[k], acc[j][k]);
+      }
+    }
+  }
+  for (int j = 0; j < kHeads; ++j) {
+    for (int k = 0; k < kVecs; ++k) _mm512_storeu_ps(o + j * d + c + 16 * k, acc[j][k]);
+  }
+}
+template <typename Codes>
+void tile_accumulate_q8(float* o, const float* w, int nh, const Codes* codes, int n, int d) {
+  const int blocks = d / 32;
+  for_head_groups(nh, [&]<int kHeads>(int j) {
+    constexpr int kVecs = kAccumulateVecs<kHeads>;
+    float* oj = o + int64_t{j} * d;
+    const float* wj = w + j * blocks * kAttentionTile;
+    int c = 0;
+    for (; c + 16 * kVecs <= d; c += 16 * kVecs) accumulate_q8_vectors<kHeads, kVecs>(oj, wj, codes, c, n, d);
+    for (; c < d; c += 16) accumulate_q8_vectors<kHeads, 1>(oj, wj, codes, c, n, d);
+  });
 }
 template <typename Value>
 void tile_accumulate(float* o, const float* p, int nh, const Value* values_t, int n, int d) {
