@@ -120,14 +120,14 @@ class TransformerSession final : public Session {
 
   // Writes head g of one row's k and v ([n_head_kv][D] each) of `layer` at `position`.
   void store_kv_head(int layer, int32_t g, int32_t position, const float* k, const float* v);
-  // Head g's keys and values of `layer`. Values: rows [n_ctx][D] for F16 and Q8_0 (the
-  // tiled attention reads a tile of rows; Q8_0 blocks run along a row), transposed
-  // [D][n_ctx] for F32 (the reference path: one dot product along positions per output
-  // value). F32 keys are rows [n_ctx][D]; F16 and Q8_0 keys are stored a tile of kKeyTile
-  // positions at a time (key_tile_bytes() each, in the layouts of kernels::AttentionBlock):
-  // F16 transposed, [D][64]; Q8_0 as codes + 128 [D/4][64][4], then the blocks' scales
-  // [D/32][64], so the attention takes four dimensions of 16 positions per 8-bit
-  // multiply-add.
+  // Head g's keys and values of `layer`. F32: key rows [n_ctx][D], values transposed
+  // [D][n_ctx] (the reference path: one dot product along positions per output value).
+  // F16 and Q8_0 keys, and Q8_0 values, are stored a tile of kKeyTile positions at a time
+  // (key_tile_bytes() each, in the layouts of kernels::AttentionBlock): F16 keys
+  // transposed, [D][64]; Q8_0 keys as codes + 128 [D/4][64][4] (four dimensions of 16
+  // positions per 8-bit multiply-add), Q8_0 values as codes [32][D][2] (two positions'
+  // codes of a dimension per 16-bit multiply-add), each then the blocks' scales
+  // [D/32][64]. F16 values are rows [n_ctx][D].
   const uint8_t* keys(int layer, int32_t g) const {
     return k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   }
@@ -140,8 +140,12 @@ class TransformerSession final : public Session {
   // The cache row of position p's key, from a head's tiled keys.
   void read_tiled_key(const uint8_t* k_head, int32_t p, uint8_t* row) const;
   const uint8_t* values(int layer, int32_t g) const {
-    return v_cache_[static_cast<size_t>(layer)].get() + g * int64_t{n_ctx_} * row_bytes_;
+    return v_cache_[static_cast<size_t>(layer)].get() + g * value_head_bytes_;
   }
+  bool tiled_values() const { return kv_type_ == TensorType::kQ8_0; }
+  // The same for a Q8_0 value row and a head's tiled values.
+  void write_tiled_value(uint8_t* v_head, int32_t p, const uint8_t* row) const;
+  void read_tiled_value(const uint8_t* v_head, int32_t p, uint8_t* row) const;
   int64_t elt_bytes() const { return elt_bytes_; }
   bool transposed_values() const { return kv_type_ == TensorType::kF32; }
 
@@ -159,7 +163,8 @@ class TransformerSession final : public Session {
   const int64_t elt_bytes_;  // bytes of one cache element (2 or 4; 0 for Q8_0, whose blocks hold 32)
   const int64_t row_bytes_;  // bytes of one head's D values
   static constexpr int32_t kKeyTile = 64;  // the attention kernel's tile (kAttentionTile)
-  const int64_t key_head_bytes_;  // one head's keys of all positions (tiles rounded up)
+  const int64_t key_head_bytes_;    // one head's keys of all positions (tiles rounded up)
+  const int64_t value_head_bytes_;  // and values
   // Allocated without being written: pages become resident only as positions are
   // filled, and positions >= n_past are never read.
   std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
@@ -176,13 +181,13 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       elt_bytes_(kv_type == TensorType::kQ8_0 ? 0 : tensor_row_bytes(kv_type, 1)),
       row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)),
       key_head_bytes_(kv_type == TensorType::kF32 ? int64_t{n_ctx} * row_bytes_
-                                                   : (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * key_tile_bytes()) {
+                                                   : (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * key_tile_bytes()),
+      value_head_bytes_(kv_type == TensorType::kQ8_0 ? key_head_bytes_ : int64_t{n_ctx} * row_bytes_) {
   k_cache_.resize(static_cast<size_t>(p_.n_layer));
   v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
-    const size_t bytes = static_cast<size_t>(int64_t{n_ctx_} * p_.n_head_kv * row_bytes_);
     k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(p_.n_head_kv * key_head_bytes_));
-    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(p_.n_head_kv * value_head_bytes_));
   }
 }
 
@@ -295,6 +300,10 @@ void TransformerSession::read_kv(int32_t begin, int32_t end, std::span<uint8_t> 
         for (int32_t p = 0; p < count; ++p) std::memcpy(k_out + p * stride, k + p * row, static_cast<size_t>(row));
       }
       uint8_t* v_out = layer_out + (p_.n_head_kv + g) * row;
+      if (tiled_values()) {
+        for (int32_t p = 0; p < count; ++p) read_tiled_value(values(l, g), begin + p, v_out + p * stride);
+        continue;
+      }
       if (!transposed_values()) {
         const uint8_t* v = values(l, g) + int64_t{begin} * row;
         for (int32_t p = 0; p < count; ++p) std::memcpy(v_out + p * stride, v + p * row, static_cast<size_t>(row));
@@ -333,12 +342,17 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
         for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
       }
       const uint8_t* v_in = layer_in + (p_.n_head_kv + g) * row;
+      uint8_t* v_head = v_cache_[static_cast<size_t>(l)].get() + g * value_head_bytes_;
+      if (tiled_values()) {
+        for (int32_t p = 0; p < count; ++p) write_tiled_value(v_head, n_past_ + p, v_in + p * stride);
+        continue;
+      }
       if (!transposed_values()) {
-        uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + g * int64_t{n_ctx_} * row + int64_t{n_past_} * row;
+        uint8_t* v = v_head + int64_t{n_past_} * row;
         for (int32_t p = 0; p < count; ++p) std::memcpy(v + p * row, v_in + p * stride, static_cast<size_t>(row));
         continue;
       }
-      uint8_t* v = v_cache_[static_cast<size_t>(l)].get() + (g * int64_t{head_dim} * n_ctx_ + n_past_) * elt_bytes_;
+      uint8_t* v = v_head + int64_t{n_past_} * elt_bytes_;
       for (int32_t i = 0; i < head_dim; ++i) {
         copy_elements(elt_bytes_, v + int64_t{i} * n_ctx_ * elt_bytes_, elt_bytes_, v_in + i * elt_bytes_, stride,
                       count);
@@ -387,26 +401,54 @@ void TransformerSession::read_tiled_key(const uint8_t* k_head, int32_t p, uint8_
   }
 }
 
+void TransformerSession::write_tiled_value(uint8_t* v_head, int32_t p, const uint8_t* row) const {
+  uint8_t* tile = v_head + int64_t{p / kKeyTile} * key_tile_bytes();
+  const int32_t t = p % kKeyTile;
+  if (t == 0) std::memset(tile, 0, static_cast<size_t>(key_tile_bytes()));
+  const int32_t head_dim = p_.head_dim;
+  uint8_t* codes = tile + int64_t{t / 2} * head_dim * 2 + t % 2;
+  uint8_t* scales = tile + int64_t{head_dim} * kKeyTile;
+  for (int32_t b = 0; b < head_dim / 32; ++b) {
+    std::memcpy(scales + (int64_t{b} * kKeyTile + t) * 2, row + 34 * b, 2);
+    for (int32_t i = 0; i < 32; ++i) codes[(32 * b + i) * 2] = row[34 * b + 2 + i];
+  }
+}
+
+void TransformerSession::read_tiled_value(const uint8_t* v_head, int32_t p, uint8_t* row) const {
+  const uint8_t* tile = v_head + int64_t{p / kKeyTile} * key_tile_bytes();
+  const int32_t t = p % kKeyTile;
+  const int32_t head_dim = p_.head_dim;
+  const uint8_t* codes = tile + int64_t{t / 2} * head_dim * 2 + t % 2;
+  const uint8_t* scales = tile + int64_t{head_dim} * kKeyTile;
+  for (int32_t b = 0; b < head_dim / 32; ++b) {
+    std::memcpy(row + 34 * b, scales + (int64_t{b} * kKeyTile + t) * 2, 2);
+    for (int32_t i = 0; i < 32; ++i) row[34 * b + 2 + i] = codes[(32 * b + i) * 2];
+  }
+}
+
 void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, const float* k_row, const float* v_row) {
   uint8_t* k_head = k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
+  uint8_t* v_head = v_cache + g * value_head_bytes_;
   const int32_t head_dim = p_.head_dim;
   const float* k = &k_row[g * head_dim];
   const float* v = &v_row[g * head_dim];
-  const int64_t at = (g * int64_t{n_ctx_} + position) * row_bytes_;  // row [g][position] of the values
   switch (kv_type_) {
-    case TensorType::kQ8_0:
-    case TensorType::kF16: {
+    case TensorType::kQ8_0: {
       thread_local std::vector<uint8_t> row;
       row.resize(static_cast<size_t>(row_bytes_));
-      if (kv_type_ == TensorType::kQ8_0) {
-        quantize_q8_0_row(k, row.data(), head_dim);
-        quantize_q8_0_row(v, v_cache + at, head_dim);
-      } else {
-        kernels::floats_to_halves(k, reinterpret_cast<uint16_t*>(row.data()), head_dim);
-        kernels::floats_to_halves(v, reinterpret_cast<uint16_t*>(v_cache + at), head_dim);
-      }
+      quantize_q8_0_row(k, row.data(), head_dim);
       write_tiled_key(k_head, position, row.data());
+      quantize_q8_0_row(v, row.data(), head_dim);
+      write_tiled_value(v_head, position, row.data());
+      return;
+    }
+    case TensorType::kF16: {
+      thread_local std::vector<uint16_t> row;
+      row.resize(static_cast<size_t>(head_dim));
+      kernels::floats_to_halves(k, row.data(), head_dim);
+      write_tiled_key(k_head, position, reinterpret_cast<const uint8_t*>(row.data()));
+      kernels::floats_to_halves(v, reinterpret_cast<uint16_t*>(v_head + int64_t{position} * row_bytes_), head_dim);
       return;
     }
     default: {  // F32: key rows, values transposed [g][D][n_ctx]

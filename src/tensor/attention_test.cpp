@@ -191,10 +191,13 @@ std::vector<float> quantized_query(const float* x, int32_t d) {
   return out;
 }
 
-// A Q8_0 cache: value rows of blocks (an F16 scale, 32 int8 codes), keys in tiles (codes
-// + 128 as [D/4][64][4], then the scales [D/32][64]), against the reference on the
-// values the blocks decode to and the quantized queries; and a row alone is the row in
-// a block. The unused end of the last tile holds junk.
+// A Q8_0 cache in tiles (keys: codes + 128 as [D/4][64][4], values: codes [32][D][2],
+// each then the scales [D/32][64]), against the reference on the values the blocks
+// decode to and the quantized queries, within 1e-3 (values reach 7.9 here, and the
+// weights of a tile's value block are summed as 15-bit integers, each within 1/65534 of
+// the tile's largest: the output within n / 65534 * 7.9 over n positions at worst; the
+// F16 tests hold 2e-5); and a row alone is the row in a block. The unused end of the
+// last tile holds junk.
 TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
   const int32_t n_ctx = 200;
   const int32_t d = 64;
@@ -208,7 +211,7 @@ TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
   const int32_t tiles = (n_ctx + 63) / 64;
   const size_t tile_bytes = static_cast<size_t>(64) * blocks * 34;
   std::vector<uint8_t> keys(tiles * tile_bytes, 0xAB);
-  std::vector<uint8_t> values(static_cast<size_t>(n_ctx) * blocks * 34);
+  std::vector<uint8_t> values(keys.size(), 0xAB);
   for (int32_t p = 0; p < n_ctx; ++p) {
     uint8_t* tile = &keys[static_cast<size_t>(p / 64) * tile_bytes];
     const int32_t t = p % 64;
@@ -218,15 +221,15 @@ TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
       std::memcpy(tile + static_cast<size_t>(d) * 64 + static_cast<size_t>(b * 64 + t) * 2, &k16, 2);
       const float value_scale = scales[(p + 2 * b + 1) % 3];
       const uint16_t v16 = fp32_to_fp16(value_scale);
-      uint8_t* v = &values[static_cast<size_t>(p * blocks + b) * 34];
-      std::memcpy(v, &v16, 2);
+      uint8_t* value_tile = &values[static_cast<size_t>(p / 64) * tile_bytes];
+      std::memcpy(value_tile + static_cast<size_t>(d) * 64 + static_cast<size_t>(b * 64 + t) * 2, &v16, 2);
       for (int32_t i = 0; i < 32; ++i) {
         const int32_t e = 32 * b + i;
         const int8_t kc = static_cast<int8_t>(code(rng));
         tile[static_cast<size_t>((e / 4 * 64 + t) * 4 + e % 4)] = static_cast<uint8_t>(kc + 128);
         decoded.keys[static_cast<size_t>(p * d + e)] = fp32_to_fp16(kc * key_scale);
         const int8_t vc = static_cast<int8_t>(code(rng));
-        v[2 + i] = static_cast<uint8_t>(vc);
+        value_tile[static_cast<size_t>((t / 2 * d + e) * 2 + t % 2)] = static_cast<uint8_t>(vc);
         decoded.values[static_cast<size_t>(p * d + e)] = fp32_to_fp16(vc * value_scale);
       }
     }
@@ -252,7 +255,7 @@ TEST(AttentionF16, Q8_0CacheMatchesItsDecodedValues) {
             const std::vector<float> qq = quantized_query(&q[static_cast<size_t>(r * stride + j * d)], d);
             const std::vector<double> want = reference(decoded, qq.data(), first + r, 1.0f / std::sqrt(static_cast<float>(d)));
             for (int32_t i = 0; i < d; ++i) {
-              ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 2e-5)
+              ASSERT_NEAR(out[static_cast<size_t>(r * stride + j * d + i)], want[static_cast<size_t>(i)], 1e-3)
                   << isa_name(isa) << " heads " << heads << " position " << first + r;
             }
           }

@@ -71,7 +71,8 @@ using Int8PeakFn = int64_t (*)(int64_t iterations);
 // row r sees positions 0 .. first_position + r. out = softmax(scale * q K^T) V per query.
 // With a Q8_0 cache each query is quantized the same way (per 32 values: d = max |q| /
 // 127, code = round(q / d)) and a score is the blocks' exact integer dot products, each
-// times its two scales.
+// times its two scales; a tile's weights of each value block (softmax weight times the
+// block's scale) are quantized to 15 bits of their largest and summed in integers.
 struct AttentionBlock {
   const float* q;          // query (r, j) at q + r * q_row_stride + j * head_dim
   int64_t q_row_stride;
@@ -81,11 +82,12 @@ struct AttentionBlock {
   int32_t n_heads;
   int32_t head_dim;
   int32_t first_position;
-  // Values: rows [n_ctx][head_dim] of F16, or of Q8_0 blocks (q8_0 true: head_dim / 32
-  // blocks of 34 bytes: an F16 scale, 32 int8 codes). Keys: F16 rows like the values, or
-  // (keys_tiled) a tile of 64 positions at a time, n_ctx / 64 tiles rounded up: F16
-  // transposed, [head_dim][64]; Q8_0 (always tiled) the codes + 128 as bytes
-  // [head_dim / 4][64][4], then the blocks' F16 scales [head_dim / 32][64].
+  // F16: values rows [n_ctx][head_dim]; keys rows like the values, or (keys_tiled) a
+  // tile of 64 positions at a time, transposed: [n_ctx / 64 rounded up][head_dim][64].
+  // Q8_0 (q8_0 true; blocks of 32 values, int8 codes and an F16 scale): keys and values
+  // always in tiles of 64 positions (64 * head_dim * 34 / 32 bytes each): keys the codes
+  // + 128 as bytes [head_dim / 4][64][4], values the codes [32][head_dim][2] (positions
+  // 2p and 2p + 1 side by side), each then the blocks' F16 scales [head_dim / 32][64].
   const uint8_t* keys;
   const uint8_t* values;
   int64_t n_ctx;
