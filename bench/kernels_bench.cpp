@@ -199,7 +199,8 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
   constexpr int32_t kLayers = 16;
   constexpr int32_t kHeadDim = 128;
   // One head's keys (or values) of all positions: F16 keys tiled as the session keeps
-  // them (random values, so the layout does not matter here), Q8_0 rows of 34-byte blocks.
+  // them (random values, so the layout does not matter here), Q8_0 in tiles of 64
+  // positions (random codes, then the blocks' scales).
   const size_t head_bytes = static_cast<size_t>(n_ctx) * (q8_0 ? kHeadDim / 32 * 34 : kHeadDim * 2);
   std::vector<uint8_t> keys(head_bytes * kv_heads * kLayers);
   std::vector<uint8_t> values(keys.size());
@@ -208,10 +209,11 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
   for (std::vector<uint8_t>* cache : {&keys, &values}) {
     uint8_t* at = cache->data();
     if (q8_0) {
-      for (size_t b = 0; b < cache->size() / 34; ++b, at += 34) {
+      const size_t tile_bytes = size_t{64} * kHeadDim / 32 * 34;
+      for (size_t tile = 0; tile < cache->size() / tile_bytes; ++tile, at += tile_bytes) {
+        for (size_t i = 0; i < size_t{64} * kHeadDim; ++i) at[i] = static_cast<uint8_t>(rng() % 255 + 1);
         const uint16_t scale = fp32_to_fp16(0.02f);
-        std::memcpy(at, &scale, 2);
-        for (int i = 0; i < 32; ++i) at[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(rng() % 255 - 127));
+        for (size_t b = 0; b < size_t{64} * kHeadDim / 32; ++b) std::memcpy(at + 64 * kHeadDim + 2 * b, &scale, 2);
       }
     } else {
       for (size_t i = 0; i < cache->size() / 2; ++i, at += 2) {
@@ -244,7 +246,7 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
         b.n_ctx = n_ctx;
         b.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
         b.q8_0 = q8_0;
-        b.keys_tiled = !q8_0;
+        b.keys_tiled = true;
         attention(b);
       });
     }
