@@ -72,7 +72,8 @@ using Int8PeakFn = int64_t (*)(int64_t iterations);
 // With a Q8_0 cache each query is quantized the same way (per 32 values: d = max |q| /
 // 127, code = round(q / d)) and a score is the blocks' exact integer dot products, each
 // times its two scales; a tile's weights of each value block (softmax weight times the
-// block's scale) are quantized to 15 bits of their largest and summed in integers.
+// block's scale) are quantized to 15 bits of their largest and summed in integers
+// (AVX-512; the plain loops of the other ISAs sum the same codes in float).
 struct AttentionBlock {
   const float* q;          // query (r, j) at q + r * q_row_stride + j * head_dim
   int64_t q_row_stride;

@@ -402,6 +402,8 @@ void tile_scores(const float* q, int64_t q_stride, int nq, const Key* keys_t, in
     tile_scores_group<kHeads>(q + j * q_stride, q_stride, keys_t, d, s + j * kAttentionTile);
   });
 }
+// The Q8_0 kernels below read a tile's codes in place: nothing to prepare.
+void prepare_q8_tile(const uint8_t* /*keys*/, const uint8_t* /*values*/, int /*d*/) {}
 // Prefetches part `part` of `parts` equal shares of the lines of [p, p + bytes).
 KOTO_KERNEL_INLINE void prefetch_share(const uint8_t* p, int64_t bytes, int part, int parts) {
   const int64_t lines = (bytes + 63) / 64;
