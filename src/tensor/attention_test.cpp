@@ -177,17 +177,16 @@ TEST(AttentionF16, TiledKeysGiveTheSameBitsAsKeyRows) {
   }
 }
 
-// A query as the kernel quantizes it for a Q8_0 cache (per 32 values d = max |x| / 127,
-// code = round(x / d)), decoded back to floats.
+// A query as the kernel quantizes it for a Q8_0 cache (the activation quantizer of the
+// matrix products: per 32 values d = max |x| / 127, code = round(x * 127 / max)), decoded
+// back to floats.
 std::vector<float> quantized_query(const float* x, int32_t d) {
+  std::vector<int8_t> codes(static_cast<size_t>(d));
+  std::vector<float> scales(static_cast<size_t>(d) / 32);
+  std::vector<float> half_sums(static_cast<size_t>(d) / 16);
+  quantize_activations_row(x, d, codes.data(), scales.data(), half_sums.data());
   std::vector<float> out(static_cast<size_t>(d));
-  for (int32_t b = 0; b < d; b += 32) {
-    float amax = 0.0f;
-    for (int32_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
-    const float scale = amax / 127.0f;
-    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-    for (int32_t i = 0; i < 32; ++i) out[static_cast<size_t>(b + i)] = std::nearbyint(x[b + i] * inv) * scale;
-  }
+  for (int32_t i = 0; i < d; ++i) out[static_cast<size_t>(i)] = codes[static_cast<size_t>(i)] * scales[static_cast<size_t>(i / 32)];
   return out;
 }
 

@@ -69,8 +69,9 @@ using Int8PeakFn = int64_t (*)(int64_t iterations);
 // Causal attention of a block of query vectors over one KV head's cache (F16 or Q8_0): rows r at
 // positions first_position + r, each with n_heads query heads that read this KV head;
 // row r sees positions 0 .. first_position + r. out = softmax(scale * q K^T) V per query.
-// With a Q8_0 cache each query is quantized the same way (per 32 values: d = max |q| /
-// 127, code = round(q / d)) and a score is the blocks' exact integer dot products, each
+// With a Q8_0 cache each query is quantized like the matrix products' activations
+// (quantize_activations_row: per 32 values d = max |q| / 127, code = round(q * 127 /
+// max)) and a score is the blocks' exact integer dot products, each
 // times its two scales; a tile's weights of each value block (softmax weight times the
 // block's scale) are quantized to 15 bits of their largest and summed in integers
 // (AVX-512; the plain loops of the other ISAs sum the same codes in float).
