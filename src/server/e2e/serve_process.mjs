@@ -6,7 +6,7 @@
 //   FIXTURES    ../shared/fixtures
 //   NPM_DIR     the folder npm installed the `openai` package into
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -31,8 +31,18 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Like sleep, but does not keep the process alive (for the losing side of a race).
 export const timeLimit = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
+// Folders made by tempDir, removed when this test process exits (the servers in them
+// have been stopped by then, or die with the process): without this every run left a
+// dozen folders in the system's temporary directory.
+const madeDirs = [];
+process.on('exit', () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(name) {
-  return mkdtempSync(join(tmpdir(), `koto-e2e-${name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `koto-e2e-${name}-`));
+  madeDirs.push(dir);
+  return dir;
 }
 
 // Starts `koto serve ARGS`; resolves once /health answers 200 (at most 30 s).
