@@ -31,11 +31,13 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Like sleep, but does not keep the process alive (for the losing side of a race).
 export const timeLimit = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
-// Folders made by tempDir, removed when this test process exits (the servers in them
-// have been stopped by then, or die with the process): without this every run left a
-// dozen folders in the system's temporary directory.
+// Folders made by tempDir are removed when this test process exits (without this every
+// run left a dozen in the system's temporary directory), and servers a failed test did
+// not stop are killed then, so none outlives its test.
 const madeDirs = [];
+const runningServers = new Set();
 process.on('exit', () => {
+  for (const child of runningServers) child.kill('SIGKILL');
   for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -55,7 +57,11 @@ export async function startServer(args, { env = {}, name = 'serve' } = {}) {
   });
   let log = '';
   child.stderr.on('data', (data) => { log += data.toString(); });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  runningServers.add(child);
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+    runningServers.delete(child);
+    resolve({ code, signal });
+  }));
   let exitInfo = null;
   exited.then((info) => { exitInfo = info; });
 
