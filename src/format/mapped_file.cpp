@@ -51,6 +51,9 @@ MappedFile::MappedFile(const std::string& path) {
                                    std::strerror(errno)));
   }
   data_ = static_cast<const uint8_t*>(p);
+  // 2 MB pages where the kernel can (format/huge_pages.h): pages read in through this
+  // mapping then come in 2 MB folios. Ignored where transparent huge pages are off.
+  if (size_ >= (size_t{2} << 20)) ::madvise(p, size_, MADV_HUGEPAGE);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

@@ -11,6 +11,7 @@
 
 #include "koto/error.h"
 #include "koto/i18n.h"
+#include "format/huge_pages.h"
 #include "model/transformer.h"
 
 namespace koto::model {
@@ -70,6 +71,18 @@ uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint
   }
   uint64_t total = 0;
   for (const auto& r : merged) total += r.second - r.first;
+  // Pages the page cache holds small (the repacked cache just written, a file read with
+  // read(2)) are dropped where they would come back 2 MB at a time: the reads below then
+  // bring them back so.
+  for_each_mapping([&](const std::string& path, const uint8_t* base, size_t size) {
+    std::vector<MappedRange> inside;
+    for (const auto& [begin, end] : merged) {
+      if (begin >= reinterpret_cast<uintptr_t>(base) && end <= reinterpret_cast<uintptr_t>(base) + size) {
+        inside.push_back({reinterpret_cast<const uint8_t*>(begin), reinterpret_cast<const uint8_t*>(end)});
+      }
+    }
+    if (!inside.empty()) prepare_huge_pages(path, base, inside);
+  });
   {
     // The forward pass's scratch too (6 MB on a 1.5B model, written page by page the
     // first time: ~1,600 page faults of 18 us each on that VM).
@@ -98,6 +111,26 @@ uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint
       if (progress && !progress(done, total)) return done;
     }
   }
+  return total;
+}
+
+void LoadedModel::for_each_mapping(const std::function<void(const std::string&, const uint8_t*, size_t)>& fn) const {
+  const std::string_view bytes = file_.bytes();
+  if (!bytes.empty()) fn(file_.path(), reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (repacked_ != nullptr && repacked_->size() > 0) fn(repack_report_.cache_path, repacked_->data(), repacked_->size());
+}
+
+Model::WeightPages LoadedModel::weight_pages() const {
+  WeightPages total{0, 0};
+  for_each_mapping([&](const std::string&, const uint8_t* base, size_t) {
+    const MappedPages pages = mapped_pages(base);
+    if (pages.resident_bytes < 0 || total.resident_bytes < 0) {
+      total = {-1, -1};
+      return;
+    }
+    total.resident_bytes += pages.resident_bytes;
+    total.huge_bytes += pages.huge_bytes;
+  });
   return total;
 }
 

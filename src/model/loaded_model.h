@@ -29,6 +29,7 @@ class LoadedModel final : public Model {
   int n_threads() const override { return pool_.size(); }
   const RepackReport& repack_report() const override { return repack_report_; }
   uint64_t touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const override;
+  WeightPages weight_pages() const override;
   uint64_t session_bytes(int32_t n_ctx) const override;
   std::unique_ptr<Session> new_session(const SessionOptions& options) const override;
   void eval_batch(std::span<BatchEntry> entries) const override;
@@ -50,6 +51,8 @@ class LoadedModel final : public Model {
   // Activations of a forward pass, made at the first use (an eval or touch_weights) and
   // lent to one call at a time; scratch_locked() is called with scratch_mutex_ held.
   ForwardScratch& scratch_locked() const;
+  // fn(path, mapping, size) for the model file and the repacked cache (when mapped).
+  void for_each_mapping(const std::function<void(const std::string&, const uint8_t*, size_t)>& fn) const;
   mutable std::mutex scratch_mutex_;
   mutable std::unique_ptr<ForwardScratch> scratch_;
 };

@@ -244,6 +244,12 @@ TEST_F(ModelSessionTest, TouchWeightsReadsEveryMatrixOnce) {
   const std::unique_ptr<Session> session = model_->new_session();
   const std::span<const float> after = session->eval(tokens);
   EXPECT_EQ(std::vector<float>(after.begin(), after.end()), before);
+  // Everything touched is resident in this process's mapping of the file; the file is
+  // under 2 MB, so none of it is in 2 MB pages.
+  const Model::WeightPages pages = model_->weight_pages();
+  EXPECT_GE(pages.resident_bytes, static_cast<int64_t>(bytes));
+  EXPECT_LE(pages.resident_bytes, static_cast<int64_t>(model_->file().file_size() + 4096));
+  EXPECT_EQ(pages.huge_bytes, 0);
 }
 
 // A false from the progress callback stops the reading after that chunk.

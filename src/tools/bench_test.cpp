@@ -46,6 +46,10 @@ TEST(Bench, MeasuresStories260KWithSaneValues) {
   EXPECT_GT(r.bandwidth_gb_per_second, 0.0);
   EXPECT_GT(r.tg_roofline_percent, 0.0);
   EXPECT_GT(r.peak_rss_bytes, 0u);
+  // The weights were read in (the file is under 2 MB: none of it in 2 MB pages).
+  EXPECT_GT(r.weights_resident_bytes, 0);
+  EXPECT_LE(r.weights_resident_bytes, static_cast<int64_t>(r.model.file_bytes) + 4096);
+  EXPECT_EQ(r.weights_huge_bytes, 0);
 
   // Model facts: stories260K has its own output.weight, so token_embd counts one row.
   EXPECT_EQ(r.model.architecture, "llama");
@@ -138,6 +142,8 @@ TEST(Bench, ProfileRowsAddUpToEachPhase) {
   const nlohmann::json j = nlohmann::json::parse(bench_json(r));
   EXPECT_EQ(j["profile_tg"]["tokens"], 8);
   EXPECT_GT(j["mapped_bandwidth_gb_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["weights_resident_bytes"].get<int64_t>(), r.weights_resident_bytes);
+  EXPECT_EQ(j["weights_huge_page_bytes"].get<int64_t>(), 0);
   const std::string table = bench_profile_table(r);
   EXPECT_NE(table.find("pp16"), std::string::npos);
   EXPECT_NE(table.find("matmul F32"), std::string::npos);
