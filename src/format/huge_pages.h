@@ -4,11 +4,12 @@
 // against 11.8 from 2 MB pages (65.7 -> 83.4 % of the same run's read of the file).
 //
 // Linux maps a file's pages 2 MB at a time when its page cache holds them in 2 MB
-// folios (file systems with large folios: ext4 from Linux 6.16, XFS, ...) and the
-// mapping asks for it (MADV_HUGEPAGE, which MappedFile sets). Pages read in through such
-// a mapping come in 2 MB folios; pages already in the page cache keep the size they
-// were read or written in (a file koto has just written, or read with read(2) before):
-// prepare_huge_pages drops those so the next reads bring them back whole.
+// folios (file systems with large folios: ext4 from Linux 6.16, XFS, ...). Reads through
+// a mapping bring pages in as such folios (MADV_HUGEPAGE, which MappedFile sets, asks
+// for them); pages already in the page cache keep the size they were written or read in
+// (on this project's VM the 7B's repacked cache, written by koto, stayed in small
+// folios, and after days of other work part of a model file too): prepare_huge_pages
+// drops those so the next reads bring them back whole.
 #pragma once
 
 #include <cstdint>

@@ -71,9 +71,8 @@ uint64_t LoadedModel::touch_weights(const std::function<bool(uint64_t done, uint
   }
   uint64_t total = 0;
   for (const auto& r : merged) total += r.second - r.first;
-  // Pages the page cache holds small (the repacked cache just written, a file read with
-  // read(2)) are dropped where they would come back 2 MB at a time: the reads below then
-  // bring them back so.
+  // Pages the page cache holds small (the repacked cache just written, say) are dropped
+  // where they would come back 2 MB at a time: the reads below then bring them back so.
   for_each_mapping([&](const std::string& path, const uint8_t* base, size_t size) {
     std::vector<MappedRange> inside;
     for (const auto& [begin, end] : merged) {
