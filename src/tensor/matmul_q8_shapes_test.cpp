@@ -44,7 +44,7 @@ std::vector<Shape> shapes() {
   }
   for (TensorType type : {TensorType::kIQ4_XS, TensorType::kQ2_K, TensorType::kQ3_K,
                           TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
-    for (int64_t n : {256, 768, 4096, 4352}) all.push_back({type, n});
+    for (int64_t n : {256, 768, 1536, 4096, 4352}) all.push_back({type, n});
   }
   return all;
 }

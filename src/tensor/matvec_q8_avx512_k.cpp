@@ -186,7 +186,7 @@ KOTO_KERNEL_INLINE __m512i k4_scale_pick(int h) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(half), other, 1);
 }
 
-// G super-blocks i.. i + G - 1 of one row (G = 4, or 1 for the tail), against NV
+// G super-blocks i.. i + G - 1 of one row (G = 4, or 2 or 1 for the tail), against NV
 // vectors (their prepared activations p[v], scales xd[v]): 128-bit lane j of the scale
 // unpack is super-block i + j, so one unpack serves four super-blocks, and each
 // super-block's codes are unpacked once for all the vectors.
@@ -209,6 +209,9 @@ KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared* 
   __m512i head;
   if constexpr (G == 1) {
     head = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
+  } else if constexpr (G == 2) {
+    head = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
+    head = _mm512_inserti32x4(head, _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + kBytes)), 1);
   } else {
     head = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(first)));
     head = _mm512_inserti32x4(head, _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + kBytes)), 1);
@@ -229,6 +232,11 @@ KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared* 
     if constexpr (G == 1) {
       dx = _mm256_set1_ps(xd[v][i]);
       sums32 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[v]->s32 + 8 * i)));
+    } else if constexpr (G == 2) {
+      // Two scales and two blocks' sums only: the row's activation may end there.
+      dx = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
+                                 _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd[v] + i)))));
+      sums32 = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[v]->s32 + 8 * i)));
     } else {
       dx = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
                                  _mm256_castps128_ps256(_mm_loadu_ps(xd[v] + i)));
@@ -238,8 +246,9 @@ KOTO_KERNEL_INLINE void k4_group(const uint8_t* row, int64_t i, const Prepared* 
     // Mins: m0..m7 as words times the activation's per-32 sums, 4 int32 per super-block.
     const __m512i imin = _mm512_madd_epi16(min_words, sums32);
     const __m512 dmin = _mm512_permutexvar_ps(dmin_index, _mm512_castps256_ps512(d_dmin));
-    if constexpr (G == 1) {
-      acc_min[v] = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min[v], 0x000F);
+    if constexpr (G < 4) {
+      constexpr __mmask16 kLanes = G == 1 ? 0x000F : 0x00FF;  // 4 int32 per super-block
+      acc_min[v] = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min[v], kLanes);
     } else {
       acc_min[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min[v]);
     }
@@ -302,6 +311,12 @@ void k4_row(const uint8_t* row, const Prepared* const* p, const float* const* xd
   });
   int64_t i = 0;
   for (; i + 4 <= n_blocks; i += 4) k4_group<kFifthBit, Block, 4, NV>(row, i, p, xd, acc, acc_min);
+  // Rows of 1536 values (a 1.5B model's) end in two super-blocks after one group: one
+  // unpack of the scales for both.
+  if (i + 2 <= n_blocks) {
+    k4_group<kFifthBit, Block, 2, NV>(row, i, p, xd, acc, acc_min);
+    i += 2;
+  }
   for (; i < n_blocks; ++i) k4_group<kFifthBit, Block, 1, NV>(row, i, p, xd, acc, acc_min);
   unrolled<NV>([&](auto v) __attribute__((always_inline)) { out[v] = hsum(acc[v]) - hsum(acc_min[v]); });
 }
