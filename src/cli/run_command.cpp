@@ -163,6 +163,11 @@ int run(const RunOptions& o, const CLI::App& command) {
   load_options.n_threads = o.threads;
   mark("load");
   const std::unique_ptr<Model> model = load_model(resolve_model_path(o.model), load_options);
+  // The weights' pages, read now rather than by the prompt's first pass (which reads them
+  // all anyway): where the page cache holds them in small pages (a model just pulled or
+  // repacked), they come back in 2 MB pages, and decoding runs ~1.2x faster (koto/model.h).
+  model->touch_weights([&g_cancel](uint64_t, uint64_t) { return !g_cancel.load(); });
+  if (g_cancel.load()) return kExitInterrupted;
   const double load_seconds = meter.wall_seconds();
   const Tokenizer& tokenizer = model->tokenizer();
   if (timeline) timeline->watch_mapping(weight_pages(*model).first, weight_pages(*model).second);
