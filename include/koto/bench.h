@@ -146,7 +146,7 @@ struct BenchResult {
   double mapped_bandwidth_gb_per_second = 0.0;
   double tg_mapped_percent = 0.0;
   // The model's mapped files: bytes in memory after the runs, and how many of them are
-  // mapped 2 MB at a time (Model::weight_pages); -1 when unknown.
+  // mapped 2 MB at a time (Model::mapped_memory); -1 when unknown.
   int64_t weights_resident_bytes = -1;
   int64_t weights_huge_bytes = -1;
   double int8_peak_gops_per_second = 0.0;  // with --profile: kernels::int8_peak_ops_per_second

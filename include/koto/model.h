@@ -121,21 +121,22 @@ class Model {
   virtual const RepackReport& repack_report() const = 0;
   // Reads the pages of every weight matrix the forward pass streams into memory (the
   // repacked copy where there is one), so the first answer does not wait for page
-  // faults: what a resident server does before it says it is ready, and `koto chat`
-  // while the first question is typed. `progress` (bytes done, bytes in all) is called
-  // after each of at least 16 chunks (at most 32 MiB each); returning false stops there.
-  // Returns the bytes touched. Safe while the model answers on other threads.
-  // Where the kernel and file system can, it first drops weight pages the page cache
-  // holds in small pages, so that they come back 2 MB at a time (WeightPages).
+  // faults: what a resident server does before it says it is ready, `koto chat` while
+  // the first question is typed, and `koto run` and `koto bench` after loading. Where
+  // the kernel and file system can, it first drops weight pages the page cache holds in
+  // small pages, so that they come back 2 MB at a time (format/huge_pages.h).
+  // `progress` (bytes done, bytes in all) is called after each of at least 16 chunks
+  // (at most 32 MiB each); returning false stops there. Returns the bytes touched. Safe
+  // while the model answers on other threads.
   virtual uint64_t touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const = 0;
   // The model's mapped files' pages this process has resident, and how many of those
   // bytes it maps 2 MB at a time (decoding streams every weight once per token: 4 KB
-  // pages cost llama2-7b a quarter of its speed on a 2-core VM); -1 when unknown.
-  struct WeightPages {
+  // pages made llama2-7b decode 1.2x slower on a 2-core VM); -1 when unknown.
+  struct MappedMemory {
     int64_t resident_bytes = -1;
     int64_t huge_bytes = -1;
   };
-  virtual WeightPages weight_pages() const = 0;
+  virtual MappedMemory mapped_memory() const = 0;
 
   // Bytes a session of n_ctx positions needs besides the mapped weights (KV cache and
   // scratch buffers, with the default kv_type), so callers can refuse a context that

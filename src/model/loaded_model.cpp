@@ -119,8 +119,8 @@ void LoadedModel::for_each_mapping(const std::function<void(const std::string&, 
   if (repacked_ != nullptr && repacked_->size() > 0) fn(repack_report_.cache_path, repacked_->data(), repacked_->size());
 }
 
-Model::WeightPages LoadedModel::weight_pages() const {
-  WeightPages total{0, 0};
+Model::MappedMemory LoadedModel::mapped_memory() const {
+  MappedMemory total{0, 0};
   for_each_mapping([&](const std::string&, const uint8_t* base, size_t) {
     const MappedPages pages = mapped_pages(base);
     if (pages.resident_bytes < 0 || total.resident_bytes < 0) {

@@ -29,7 +29,7 @@ class LoadedModel final : public Model {
   int n_threads() const override { return pool_.size(); }
   const RepackReport& repack_report() const override { return repack_report_; }
   uint64_t touch_weights(const std::function<bool(uint64_t done, uint64_t total)>& progress) const override;
-  WeightPages weight_pages() const override;
+  MappedMemory mapped_memory() const override;
   uint64_t session_bytes(int32_t n_ctx) const override;
   std::unique_ptr<Session> new_session(const SessionOptions& options) const override;
   void eval_batch(std::span<BatchEntry> entries) const override;

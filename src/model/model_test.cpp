@@ -246,7 +246,7 @@ TEST_F(ModelSessionTest, TouchWeightsReadsEveryMatrixOnce) {
   EXPECT_EQ(std::vector<float>(after.begin(), after.end()), before);
   // Everything touched is resident in this process's mapping of the file; the file is
   // under 2 MB, so none of it is in 2 MB pages.
-  const Model::WeightPages pages = model_->weight_pages();
+  const Model::MappedMemory pages = model_->mapped_memory();
   EXPECT_GE(pages.resident_bytes, static_cast<int64_t>(bytes));
   EXPECT_LE(pages.resident_bytes, static_cast<int64_t>(model_->file().file_size() + 4096));
   EXPECT_EQ(pages.huge_bytes, 0);

@@ -462,7 +462,7 @@ BenchResult run_bench(const BenchOptions& options) {
 
   // Before the bandwidth buffer exists, so it does not count.
   result.peak_rss_bytes = peak_rss_bytes();
-  const Model::WeightPages pages = model->weight_pages();
+  const Model::MappedMemory pages = model->mapped_memory();
   result.weights_resident_bytes = pages.resident_bytes;
   result.weights_huge_bytes = pages.huge_bytes;
 
