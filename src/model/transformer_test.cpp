@@ -239,6 +239,52 @@ TEST_P(TransformerArchTest, TokenByTokenMatchesReference) {
   expect_within_tolerance(c, logits, "incremental");
 }
 
+// A long context puts each head's keys and values on whole 2 MB pages of their own
+// (F16 rows of 64 bytes: 4 MB per head at 65536 positions, Q8_0 tiles rounded up from
+// 2.2 MB): the logits are bit for bit those of a short context, whole prompt and token by
+// token, and the cache's bytes copy between the two.
+TEST(TransformerKv, HeadsOnTheirOwnPagesGiveTheSameLogits) {
+  const ArchCase c = load_arch_case("llama-gqa-Q8_0");
+  for (TensorType kv_type : {TensorType::kF16, TensorType::kQ8_0}) {
+    SCOPED_TRACE(tensor_type_name(kv_type));
+    SessionOptions short_context;
+    short_context.kv_type = kv_type;
+    short_context.n_ctx = 64;
+    SessionOptions long_context = short_context;
+    long_context.n_ctx = 65536;
+    auto a = c.model->new_session(short_context);
+    auto b = c.model->new_session(long_context);
+    const std::span<const float> want_span = a->eval(c.tokens, true);
+    const std::vector<float> want(want_span.begin(), want_span.end());
+    const std::span<const float> got = b->eval(c.tokens, true);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+
+    // Token by token (decoding's kernels, not the prompt's: compared with the same).
+    auto short_steps = c.model->new_session(short_context);
+    auto long_steps = c.model->new_session(long_context);
+    for (size_t t = 0; t < c.tokens.size(); ++t) {
+      const std::span<const float> row = short_steps->eval(std::span<const TokenId>(&c.tokens[t], 1));
+      const std::vector<float> want_row(row.begin(), row.end());
+      const std::span<const float> got_row = long_steps->eval(std::span<const TokenId>(&c.tokens[t], 1));
+      ASSERT_EQ(got_row.size(), want_row.size());
+      for (size_t i = 0; i < want_row.size(); ++i) ASSERT_EQ(got_row[i], want_row[i]) << t << " " << i;
+    }
+
+    const auto n = static_cast<int32_t>(c.tokens.size());
+    std::vector<uint8_t> long_bytes(static_cast<size_t>(n) * b->kv_bytes_per_position());
+    std::vector<uint8_t> short_bytes(long_bytes.size());
+    b->read_kv(0, n, long_bytes);
+    a->read_kv(0, n, short_bytes);
+    EXPECT_EQ(long_bytes, short_bytes);
+    auto copy = c.model->new_session(long_context);
+    copy->append_kv(short_bytes);
+    std::vector<uint8_t> copied(long_bytes.size());
+    copy->read_kv(0, n, copied);
+    EXPECT_EQ(copied, short_bytes);
+  }
+}
+
 TEST_P(TransformerArchTest, TruncateThenEvalAgainGivesTheSameLogits) {
   const ArchCase c = load_arch_case(GetParam());
   const size_t n_vocab = static_cast<size_t>(c.model->params().n_vocab);
