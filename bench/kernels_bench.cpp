@@ -10,7 +10,6 @@
 //                                heads each (head_dim 128), two threads; GB/s counts the
 //                                cache bytes read (KV of all layers: more than the L3)
 //   AttentionDecodeQ8_0/...      the same over a Q8_0 cache (--kv-type q8_0)
-//   AttentionDecode/<isa>/2kv6q/8192/2mb  the F16 case with each head on 2 MB pages
 // Q5_0R is Q5_0 repacked at load time (tensor/repack.h).
 // Reported bytes/s (GB/s counter) count the weight bytes, the quantity that limits
 // decoding; GFLOP/s counts 2 flops per weight per vector; us counts time per call.
@@ -29,7 +28,6 @@
 #include <vector>
 
 #include "base/thread_pool.h"
-#include "format/huge_pages.h"
 #include "koto/tensor_type.h"
 #include "tensor/float16.h"
 #include "tensor/kernel_table.h"
@@ -197,38 +195,30 @@ void run_threaded(benchmark::State& state, Isa isa, TensorType type, int n_threa
 // One token's attention in each of kLayers layers: per layer, the KV heads are split
 // over two threads like the model's attention. The caches of all layers (16 x kv x 4 MiB
 // at 8192 positions) are larger than the last-level cache, as a model's are.
-void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, int32_t group, int32_t n_ctx, bool q8_0,
-                          bool huge_pages) {
+void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, int32_t group, int32_t n_ctx, bool q8_0) {
   constexpr int32_t kLayers = 16;
   constexpr int32_t kHeadDim = 128;
   // One head's keys (or values) of all positions: F16 keys tiled as the session keeps
   // them (random values, so the layout does not matter here), Q8_0 in tiles of 64
-  // positions (random codes, then the blocks' scales). In 4 KB pages one after another,
-  // or (huge_pages) each head on its own 2 MB pages, as a session keeps a long context.
+  // positions (random codes, then the blocks' scales).
   const size_t head_bytes = static_cast<size_t>(n_ctx) * (q8_0 ? kHeadDim / 32 * 34 : kHeadDim * 2);
-  const size_t huge = size_t{2} << 20;
-  const size_t head_stride = huge_pages ? (head_bytes + huge - 1) / huge * huge : head_bytes;
-  const size_t heads = static_cast<size_t>(kv_heads) * kLayers;
-  AnonymousMemory keys(head_stride * heads);
-  AnonymousMemory values(head_stride * heads);
+  std::vector<uint8_t> keys(head_bytes * kv_heads * kLayers);
+  std::vector<uint8_t> values(keys.size());
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (AnonymousMemory* cache : {&keys, &values}) {
-    for (size_t h = 0; h < heads; ++h) {
-      if (huge_pages) cache->use_huge_pages(h * head_stride, head_bytes);
-      uint8_t* at = cache->data() + h * head_stride;
-      if (q8_0) {
-        const size_t tile_bytes = size_t{64} * kHeadDim / 32 * 34;
-        for (size_t tile = 0; tile < head_bytes / tile_bytes; ++tile, at += tile_bytes) {
-          for (size_t i = 0; i < size_t{64} * kHeadDim; ++i) at[i] = static_cast<uint8_t>(rng() % 255 + 1);
-          const uint16_t scale = fp32_to_fp16(0.02f);
-          for (size_t b = 0; b < size_t{64} * kHeadDim / 32; ++b) std::memcpy(at + 64 * kHeadDim + 2 * b, &scale, 2);
-        }
-      } else {
-        for (size_t i = 0; i < head_bytes / 2; ++i, at += 2) {
-          const uint16_t half = fp32_to_fp16(normal(rng));
-          std::memcpy(at, &half, 2);
-        }
+  for (std::vector<uint8_t>* cache : {&keys, &values}) {
+    uint8_t* at = cache->data();
+    if (q8_0) {
+      const size_t tile_bytes = size_t{64} * kHeadDim / 32 * 34;
+      for (size_t tile = 0; tile < cache->size() / tile_bytes; ++tile, at += tile_bytes) {
+        for (size_t i = 0; i < size_t{64} * kHeadDim; ++i) at[i] = static_cast<uint8_t>(rng() % 255 + 1);
+        const uint16_t scale = fp32_to_fp16(0.02f);
+        for (size_t b = 0; b < size_t{64} * kHeadDim / 32; ++b) std::memcpy(at + 64 * kHeadDim + 2 * b, &scale, 2);
+      }
+    } else {
+      for (size_t i = 0; i < cache->size() / 2; ++i, at += 2) {
+        const uint16_t h = fp32_to_fp16(normal(rng));
+        std::memcpy(at, &h, 2);
       }
     }
   }
@@ -241,7 +231,7 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
   for (auto _ : state) {
     for (int32_t layer = 0; layer < kLayers; ++layer) {
       pool.parallel_for(kv_heads, [&](int64_t g) {
-        const size_t at = (static_cast<size_t>(layer) * kv_heads + static_cast<size_t>(g)) * head_stride;
+        const size_t at = (static_cast<size_t>(layer) * kv_heads + static_cast<size_t>(g)) * head_bytes;
         AttentionBlock b{};
         b.q = &q[static_cast<size_t>(g * group * kHeadDim)];
         b.q_row_stride = q_dim;
@@ -251,8 +241,8 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
         b.n_heads = group;
         b.head_dim = kHeadDim;
         b.first_position = n_ctx - 1;
-        b.keys = keys.data() + at;
-        b.values = values.data() + at;
+        b.keys = &keys[at];
+        b.values = &values[at];
         b.n_ctx = n_ctx;
         b.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
         b.q8_0 = q8_0;
@@ -264,7 +254,7 @@ void run_attention_decode(benchmark::State& state, Isa isa, int32_t kv_heads, in
     benchmark::ClobberMemory();
   }
   const double calls = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(calls * 2.0 * static_cast<double>(head_bytes * heads) / 1e9,
+  state.counters["GB/s"] = benchmark::Counter(calls * 2.0 * static_cast<double>(keys.size()) / 1e9,
                                               benchmark::Counter::kIsRate);
   state.counters["us/layer"] = benchmark::Counter(calls * kLayers * 1e-6,
                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
@@ -285,15 +275,8 @@ void register_attention_benchmarks() {
                                    std::to_string(shape.kv_heads) + "kv" + std::to_string(shape.group) + "q/" +
                                    std::to_string(n_ctx);
           benchmark::RegisterBenchmark(name.c_str(), [isa, shape, n_ctx, q8_0](benchmark::State& state) {
-            run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx, q8_0, false);
+            run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx, q8_0);
           })->Unit(benchmark::kMillisecond)->UseRealTime();
-          // Each head on its own 2 MB pages, as a session keeps contexts whose heads span
-          // 2 MB (kv_huge_pages in transformer.cpp: qwen's shape, F16 from 8192 positions).
-          if (shape.kv_heads == 2 && !q8_0 && n_ctx == 8192) {
-            benchmark::RegisterBenchmark((name + "/2mb").c_str(), [isa, shape, n_ctx](benchmark::State& state) {
-              run_attention_decode(state, isa, shape.kv_heads, shape.group, n_ctx, false, true);
-            })->Unit(benchmark::kMillisecond)->UseRealTime();
-          }
         }
       }
     }

@@ -9,8 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <new>
-#include <utility>
 #include <vector>
 
 namespace koto {
@@ -164,39 +162,6 @@ HugePages prepare_huge_pages(const std::string& path, const uint8_t* mapping, st
   }
   ::close(fd);
   return works ? HugePages::kDropped : HugePages::kUnavailable;
-}
-
-AnonymousMemory::AnonymousMemory(size_t bytes) {
-  // 2 MB more than asked, so that a 2 MB boundary lies within the first 2 MB.
-  mapped_bytes_ = bytes + kHuge;
-  void* p = ::mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  mapping_ = p;
-  data_ = reinterpret_cast<uint8_t*>((address(p) + kHuge - 1) / kHuge * kHuge);
-}
-
-void AnonymousMemory::use_huge_pages(size_t offset, size_t bytes) {
-  // A request: without transparent huge pages the pages stay small.
-  if (bytes > 0) ::madvise(data_ + offset, bytes, MADV_HUGEPAGE);
-}
-
-AnonymousMemory::~AnonymousMemory() {
-  if (mapping_ != nullptr) ::munmap(mapping_, mapped_bytes_);
-}
-
-AnonymousMemory::AnonymousMemory(AnonymousMemory&& other) noexcept
-    : mapping_(std::exchange(other.mapping_, nullptr)),
-      mapped_bytes_(std::exchange(other.mapped_bytes_, 0)),
-      data_(std::exchange(other.data_, nullptr)) {}
-
-AnonymousMemory& AnonymousMemory::operator=(AnonymousMemory&& other) noexcept {
-  if (this != &other) {
-    if (mapping_ != nullptr) ::munmap(mapping_, mapped_bytes_);
-    mapping_ = std::exchange(other.mapping_, nullptr);
-    mapped_bytes_ = std::exchange(other.mapped_bytes_, 0);
-    data_ = std::exchange(other.data_, nullptr);
-  }
-  return *this;
 }
 
 }  // namespace koto

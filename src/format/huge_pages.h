@@ -12,7 +12,6 @@
 // drops those so the next reads bring them back whole.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -46,30 +45,5 @@ enum class HugePages {
 // POSIX_FADV_DONTNEED) — the caller then reads them in again. Touches one byte per
 // resident 2 MB piece; never changes the file.
 HugePages prepare_huge_pages(const std::string& path, const uint8_t* mapping, std::span<const MappedRange> ranges);
-
-// Zero-filled anonymous memory, starting on a 2 MB boundary, whose pages become
-// resident as they are first written. Throws std::bad_alloc when it cannot be mapped.
-class AnonymousMemory {
- public:
-  AnonymousMemory() = default;
-  explicit AnonymousMemory(size_t bytes);
-  ~AnonymousMemory();
-  AnonymousMemory(AnonymousMemory&& other) noexcept;
-  AnonymousMemory& operator=(AnonymousMemory&& other) noexcept;
-  AnonymousMemory(const AnonymousMemory&) = delete;
-  AnonymousMemory& operator=(const AnonymousMemory&) = delete;
-
-  // Asks for 2 MB pages in [offset, offset + bytes) (MADV_HUGEPAGE; the kernel decides):
-  // a first write into a whole 2 MB page inside it makes all 2 MB resident at once; the
-  // parts of pages at its ends stay in 4 KB pages.
-  void use_huge_pages(size_t offset, size_t bytes);
-
-  uint8_t* data() const { return data_; }
-
- private:
-  void* mapping_ = nullptr;  // what munmap takes back
-  size_t mapped_bytes_ = 0;
-  uint8_t* data_ = nullptr;
-};
 
 }  // namespace koto

@@ -2,12 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <string>
-#include <utility>
 #include <vector>
 
 #include "format/mapped_file.h"
@@ -85,45 +82,6 @@ TEST(HugePages, AnAddressThatStartsNoMappingIsUnknown) {
   // And nothing is dropped from memory that is not a file's mapping at a 2 MB boundary.
   const MappedRange r{heap.data(), heap.data() + heap.size()};
   EXPECT_EQ(prepare_huge_pages("/nonexistent/koto", heap.data() + 100, {&r, 1}), HugePages::kUnavailable);
-}
-
-// AnonHugePages of the mapping that holds `at` (/proc/self/smaps), in bytes; -1 if none.
-int64_t anon_huge_bytes(const void* at) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  const auto address = reinterpret_cast<uintptr_t>(at);
-  while (std::getline(smaps, line)) {
-    unsigned long begin = 0;
-    unsigned long end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 && line.find(':') > line.find(' ')) {
-      inside = begin <= address && address < end;
-      continue;
-    }
-    long long kb = 0;
-    if (inside && std::sscanf(line.c_str(), "AnonHugePages: %lld kB", &kb) == 1) return kb * 1024;
-  }
-  return -1;
-}
-
-TEST(AnonymousMemory, StartsOnA2MbBoundaryZeroedAndKeepsWhatIsWritten) {
-  AnonymousMemory memory(5 * kHuge + 4096);
-  ASSERT_NE(memory.data(), nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(memory.data()) % kHuge, 0u);
-  memory.use_huge_pages(0, 2 * kHuge + kHuge / 2);
-  for (size_t at : {size_t{0}, kHuge - 1, 3 * kHuge, 5 * kHuge + 4095}) EXPECT_EQ(memory.data()[at], 0) << at;
-  for (size_t i = 0; i < 5 * kHuge + 4096; i += 4096) memory.data()[i] = static_cast<uint8_t>(i / 4096);
-  for (size_t i = 0; i < 5 * kHuge + 4096; i += 4096) ASSERT_EQ(memory.data()[i], static_cast<uint8_t>(i / 4096)) << i;
-  // Only whole 2 MB pages inside the range asked for may be 2 MB pages (two here, if the
-  // kernel grants them); the half page after them and the rest stay in 4 KB pages.
-  const int64_t huge = anon_huge_bytes(memory.data());
-  std::printf("2 MB pages in the range asked for: %lld bytes\n", static_cast<long long>(huge));
-  EXPECT_TRUE(huge == 0 || huge == static_cast<int64_t>(2 * kHuge)) << huge;
-  EXPECT_EQ(anon_huge_bytes(memory.data() + 3 * kHuge), 0);
-
-  AnonymousMemory moved = std::move(memory);
-  EXPECT_EQ(memory.data(), nullptr);
-  EXPECT_EQ(moved.data()[4096], 1);
 }
 
 }  // namespace

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "base/op_profile.h"
-#include "format/huge_pages.h"
 #include "koto/error.h"
 #include "koto/i18n.h"
 #include "model/forward_scratch.h"
@@ -77,28 +76,6 @@ void add_rows(float* y, const float* bias, int32_t n_rows, int64_t n) {
 
 class TransformerSession;
 
-// Long contexts' KV cache in 2 MB pages. Decoding reads the whole cache every token; from
-// 4 KB pages that is a TLB miss every 4 KB (and on this project's VM a first write costs
-// ~3 ms per MB of 4 KB pages). Over 8192 positions of qwen2.5-1.5b's F16 cache (28
-// layers, 235 MB) the attention kernel took a median 0.90x the time from 2 MB pages (8
-// alternating runs, 0.75-1.01x). When a head's keys or values span 2 MB or more, each
-// starts on a 2 MB boundary and the whole 2 MB pages inside it are asked for as such; its
-// last part stays in 4 KB pages, so a full context holds no more than before. A first
-// write makes 2 MB resident, so until a head's page is full the session holds up to 2 MB
-// per head's keys or values more than its positions need: allowed up to kHugeKvSlack
-// (models with few KV heads: qwen2.5-1.5b 112 x 2 MB, 0.5b 96 x 2 MB; not llama2-7b's
-// 2048). Shorter contexts, and F32 (values transposed, [D][n_ctx], so positions do not
-// fill pages in order), stay in 4 KB pages as before.
-constexpr int64_t kHugeKvSlack = int64_t{256} << 20;
-constexpr int64_t kHugePage = int64_t{2} << 20;
-
-bool kv_huge_pages(const ModelParams& p, TensorType kv_type, int64_t head_bytes) {
-  return kv_type != TensorType::kF32 && head_bytes >= kHugePage &&
-         2 * int64_t{p.n_layer} * p.n_head_kv * kHugePage <= kHugeKvSlack;
-}
-
-int64_t whole_huge_pages(int64_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
-
 // One row of a forward pass: a token of one session at one position.
 struct PassRow {
   TransformerSession* session;
@@ -152,7 +129,7 @@ class TransformerSession final : public Session {
   // codes of a dimension per 16-bit multiply-add), each then the blocks' scales
   // [D/32][64]. F16 values are rows [n_ctx][D].
   const uint8_t* keys(int layer, int32_t g) const {
-    return k_cache_[static_cast<size_t>(layer)].data() + g * key_stride_;
+    return k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
   }
   bool tiled_keys() const { return kv_type_ == TensorType::kF16 || kv_type_ == TensorType::kQ8_0; }
   int64_t key_tile_bytes() const { return kKeyTile * row_bytes_; }
@@ -163,7 +140,7 @@ class TransformerSession final : public Session {
   // The cache row of position p's key, from a head's tiled keys.
   void read_tiled_key(const uint8_t* k_head, int32_t p, uint8_t* row) const;
   const uint8_t* values(int layer, int32_t g) const {
-    return v_cache_[static_cast<size_t>(layer)].data() + g * value_stride_;
+    return v_cache_[static_cast<size_t>(layer)].get() + g * value_head_bytes_;
   }
   bool tiled_values() const { return kv_type_ == TensorType::kQ8_0; }
   // The same for a Q8_0 value row and a head's tiled values.
@@ -189,14 +166,9 @@ class TransformerSession final : public Session {
   const int64_t key_head_bytes_;    // one head's keys of all positions (tiles rounded up)
   const int64_t value_head_bytes_;  // and values
   // Allocated without being written: pages become resident only as positions are
-  // filled, and positions >= n_past are never read. Long contexts in 2 MB pages when that
-  // costs little memory (kv_huge_pages): each head's keys and values then start on a 2 MB
-  // boundary (the strides), so its positions fill whole pages in order.
-  const bool huge_pages_;
-  const int64_t key_stride_;    // from one head's keys to the next
-  const int64_t value_stride_;  // and values
-  std::vector<AnonymousMemory> k_cache_;
-  std::vector<AnonymousMemory> v_cache_;
+  // filled, and positions >= n_past are never read.
+  std::vector<std::unique_ptr<uint8_t[]>> k_cache_;
+  std::vector<std::unique_ptr<uint8_t[]>> v_cache_;
   std::vector<float> logits_;  // [rows][n_vocab], what eval returns
 };
 
@@ -210,19 +182,12 @@ TransformerSession::TransformerSession(const LoadedModel& model, int32_t n_ctx, 
       row_bytes_(tensor_row_bytes(kv_type, p_.head_dim)),
       key_head_bytes_(kv_type == TensorType::kF32 ? int64_t{n_ctx} * row_bytes_
                                                    : (int64_t{n_ctx} + kKeyTile - 1) / kKeyTile * key_tile_bytes()),
-      value_head_bytes_(kv_type == TensorType::kQ8_0 ? key_head_bytes_ : int64_t{n_ctx} * row_bytes_),
-      huge_pages_(kv_huge_pages(p_, kv_type, std::min(key_head_bytes_, value_head_bytes_))),
-      key_stride_(huge_pages_ ? whole_huge_pages(key_head_bytes_) : key_head_bytes_),
-      value_stride_(huge_pages_ ? whole_huge_pages(value_head_bytes_) : value_head_bytes_) {
-  k_cache_.reserve(static_cast<size_t>(p_.n_layer));
-  v_cache_.reserve(static_cast<size_t>(p_.n_layer));
+      value_head_bytes_(kv_type == TensorType::kQ8_0 ? key_head_bytes_ : int64_t{n_ctx} * row_bytes_) {
+  k_cache_.resize(static_cast<size_t>(p_.n_layer));
+  v_cache_.resize(static_cast<size_t>(p_.n_layer));
   for (int l = 0; l < p_.n_layer; ++l) {
-    AnonymousMemory& keys = k_cache_.emplace_back(static_cast<size_t>(p_.n_head_kv * key_stride_));
-    AnonymousMemory& values = v_cache_.emplace_back(static_cast<size_t>(p_.n_head_kv * value_stride_));
-    for (int32_t g = 0; huge_pages_ && g < p_.n_head_kv; ++g) {
-      keys.use_huge_pages(static_cast<size_t>(g * key_stride_), static_cast<size_t>(key_head_bytes_));
-      values.use_huge_pages(static_cast<size_t>(g * value_stride_), static_cast<size_t>(value_head_bytes_));
-    }
+    k_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(p_.n_head_kv * key_head_bytes_));
+    v_cache_[static_cast<size_t>(l)] = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(p_.n_head_kv * value_head_bytes_));
   }
 }
 
@@ -369,7 +334,7 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
     const uint8_t* layer_in = in.data() + l * 2 * p_.n_head_kv * row;
     for (int32_t g = 0; g < p_.n_head_kv; ++g) {
       const uint8_t* k_in = layer_in + g * row;
-      uint8_t* k_head = k_cache_[static_cast<size_t>(l)].data() + g * key_stride_;
+      uint8_t* k_head = k_cache_[static_cast<size_t>(l)].get() + g * key_head_bytes_;
       if (tiled_keys()) {
         for (int32_t p = 0; p < count; ++p) write_tiled_key(k_head, n_past_ + p, k_in + p * stride);
       } else {
@@ -377,7 +342,7 @@ void TransformerSession::append_kv(std::span<const uint8_t> in) {
         for (int32_t p = 0; p < count; ++p) std::memcpy(k + p * row, k_in + p * stride, static_cast<size_t>(row));
       }
       const uint8_t* v_in = layer_in + (p_.n_head_kv + g) * row;
-      uint8_t* v_head = v_cache_[static_cast<size_t>(l)].data() + g * value_stride_;
+      uint8_t* v_head = v_cache_[static_cast<size_t>(l)].get() + g * value_head_bytes_;
       if (tiled_values()) {
         for (int32_t p = 0; p < count; ++p) write_tiled_value(v_head, n_past_ + p, v_in + p * stride);
         continue;
@@ -462,9 +427,9 @@ void TransformerSession::read_tiled_value(const uint8_t* v_head, int32_t p, uint
 }
 
 void TransformerSession::store_kv_head(int layer, int32_t g, int32_t position, const float* k_row, const float* v_row) {
-  uint8_t* k_head = k_cache_[static_cast<size_t>(layer)].data() + g * key_stride_;
-  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].data();
-  uint8_t* v_head = v_cache + g * value_stride_;
+  uint8_t* k_head = k_cache_[static_cast<size_t>(layer)].get() + g * key_head_bytes_;
+  uint8_t* v_cache = v_cache_[static_cast<size_t>(layer)].get();
+  uint8_t* v_head = v_cache + g * value_head_bytes_;
   const int32_t head_dim = p_.head_dim;
   const float* k = &k_row[g * head_dim];
   const float* v = &v_row[g * head_dim];
