@@ -260,7 +260,7 @@ TEST(TransformerKv, ALongContextGivesTheLogitsOfAShortOne) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
 
-    // Token by token (decoding's kernels, not the prompt's: compared with the same).
+    // Token by token runs decoding's kernels, so it is compared with the short context token by token.
     auto short_steps = c.model->new_session(short_context);
     auto long_steps = c.model->new_session(long_context);
     for (size_t t = 0; t < c.tokens.size(); ++t) {
